@@ -1,0 +1,1 @@
+"""OpenStack Freezer Backup and Restore API service."""

@@ -1,0 +1,59 @@
+"""[DEFAULT] options: where the service listens and which identity it trusts."""
+
+import os
+
+from oslo_config import cfg
+
+GROUP_NAME = 'DEFAULT'
+
+AUTH_STRATEGIES = ('keystone', 'noauth')
+
+
+def default_state_path():
+    """Pick the data directory used when none is configured.
+
+    NOTE: root (packages, DevStack) gets the FHS location; anyone else gets a
+    per-user directory, so ``freezer-api`` works out of the box without sudo.
+    """
+    env = os.environ.get('FREEZER_API_STATE_PATH')
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return '/var/lib/freezer-api'
+    base = os.environ.get('XDG_DATA_HOME') or os.path.expanduser(
+        '~/.local/share')
+    return os.path.join(base, 'freezer-api')
+
+
+ALL_OPTS = [
+    cfg.HostAddressOpt(
+        'bind_host', default='127.0.0.1',
+        help='Address the standalone freezer-api server listens on. Set it '
+             'to 0.0.0.0 to serve other hosts (ignored under uwsgi or '
+             'mod_wsgi, which bind on their own).'),
+    cfg.PortOpt(
+        'bind_port', default=9090,
+        help='TCP port of the standalone freezer-api server.'),
+    cfg.StrOpt(
+        'auth_strategy', default='keystone', choices=AUTH_STRATEGIES,
+        help='How callers are identified. "keystone" validates tokens with '
+             'keystonemiddleware; "noauth" trusts X-User-Id/X-Project-Id/'
+             'X-Roles headers and is only for tests and single-user '
+             'setups. freezer-api started without any config file uses '
+             '"noauth" and says so in its log.'),
+    cfg.StrOpt(
+        'state_path', default=default_state_path(),
+        sample_default='/var/lib/freezer-api (root) or '
+                       '~/.local/share/freezer-api',
+        help='Directory for local state such as the embedded SQLite '
+             'database. Environment variable FREEZER_API_STATE_PATH '
+             'overrides the default.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(ALL_OPTS)
+
+
+def list_opts():
+    return {GROUP_NAME: ALL_OPTS}

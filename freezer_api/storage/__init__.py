@@ -1,0 +1,29 @@
+"""Storage drivers and the interface they share."""
+
+from stevedore import driver as stevedore_driver
+
+from freezer_api.storage.base import KINDS
+from freezer_api.storage.base import Record
+from freezer_api.storage.base import Scope
+from freezer_api.storage.base import StorageDriver
+from freezer_api.storage.errors import Conflict
+from freezer_api.storage.errors import NotFound
+from freezer_api.storage.errors import StorageError
+from freezer_api.storage.errors import Unavailable
+from freezer_api.storage.query import Query
+from freezer_api.storage.query import Range
+from freezer_api.storage.query import Term
+
+__all__ = ['KINDS', 'Record', 'Scope', 'StorageDriver', 'Conflict',
+           'NotFound', 'StorageError', 'Unavailable', 'Query', 'Range',
+           'Term', 'DRIVER_NAMESPACE', 'load_driver']
+
+DRIVER_NAMESPACE = 'freezer_api.storage.drivers'
+
+
+def load_driver(conf) -> StorageDriver:
+    """Instantiate the driver named by ``[storage] driver``."""
+    manager = stevedore_driver.DriverManager(
+        DRIVER_NAMESPACE, conf.storage.driver, invoke_on_load=True,
+        invoke_args=(conf,))
+    return manager.driver

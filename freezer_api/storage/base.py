@@ -1,0 +1,173 @@
+"""The storage driver interface.
+
+A driver stores and queries JSON documents of five kinds. It holds no
+business rules: ownership, validation and state machines live in
+``freezer_api.core``, which reaches the store only through this interface.
+Every driver passes the contract suite in ``tests/storage/contract.py``.
+
+Identity of documents
+    Each document has an ``id`` chosen by the core. For ``clients`` the id is
+    the caller's ``client_id`` and is unique within a project; for every
+    other kind it is unique across the whole store.
+
+Scope
+    Reads and writes name a ``Scope``. A document is inside the scope when its
+    project matches (``project_id=None`` means every project) and, when the
+    scope names a user, its ``user_id`` matches too. Documents outside the
+    scope behave exactly as if they did not exist.
+
+Versions
+    Every document carries an integer version, 1 on creation and incremented
+    by every write. Writes inside a transaction are conditional on the
+    version that was read, so concurrent changes are never lost.
+"""
+
+import abc
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from freezer_api.storage.query import Query
+
+__all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
+           'Record', 'Transaction', 'StorageDriver']
+
+KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions')
+
+# Kinds whose ids are unique per project rather than across the store.
+PROJECT_UNIQUE_KINDS = frozenset({'clients'})
+
+# Drivers must support at least this page size and any offset.
+MAX_LIST_LIMIT = 1000
+
+T = TypeVar('T')
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Which documents a caller may see: a project, optionally one user."""
+
+    project_id: str | None
+    user_id: str | None = None
+
+    def contains(self, project_id: str, user_id: str) -> bool:
+        return ((self.project_id is None or self.project_id == project_id)
+                and (self.user_id is None or self.user_id == user_id))
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """A stored document and its bookkeeping."""
+
+    kind: str
+    id: str
+    project_id: str
+    user_id: str
+    version: int
+    created_at: int  # microseconds since the epoch, set by the core
+    doc: dict[str, Any]
+
+
+class Transaction(abc.ABC):
+    """Reads and writes applied all together or not at all.
+
+    Obtained only inside ``StorageDriver.atomic``. Reads return what was
+    committed when they ran; writes become visible when ``atomic`` returns.
+    """
+
+    @abc.abstractmethod
+    def get(self, kind: str, doc_id: str, scope: Scope) -> Record | None:
+        """Return the document, or None when absent or outside ``scope``."""
+
+    @abc.abstractmethod
+    def insert(self, kind: str, doc_id: str, project_id: str, user_id: str,
+               created_at: int, doc: dict) -> Record:
+        """Add a new document with version 1.
+
+        :raises Conflict: the id is taken (for clients: within the project),
+            even by a document outside any scope the caller could see.
+        """
+
+    @abc.abstractmethod
+    def update(self, record: Record, doc: dict) -> Record:
+        """Replace the body of a document read in this transaction.
+
+        The write is conditional on ``record.version``; if another writer
+        got there first the driver re-runs the whole transaction.
+        """
+
+    @abc.abstractmethod
+    def delete(self, record: Record) -> None:
+        """Remove a document read in this transaction (same condition)."""
+
+
+class StorageDriver(abc.ABC):
+    """One storage engine. Constructed with the service configuration."""
+
+    def __init__(self, conf):
+        self.conf = conf
+
+    @abc.abstractmethod
+    def get(self, kind: str, doc_id: str, scope: Scope) -> Record:
+        """Return one document.
+
+        :raises NotFound: absent or outside ``scope``.
+        """
+
+    @abc.abstractmethod
+    def list(self, kind: str, scope: Scope, query: Query, limit: int,
+             offset: int) -> list[Record]:
+        """Return the documents in ``scope`` matching ``query``.
+
+        Ordered by ``created_at`` then ``id``; at most ``limit`` (up to
+        ``MAX_LIST_LIMIT``) starting at ``offset``. Filtering and paging are
+        done by the engine, never by loading every document.
+        """
+
+    @abc.abstractmethod
+    def create(self, kind: str, doc_id: str, project_id: str, user_id: str,
+               created_at: int, doc: dict) -> Record:
+        """Store a new document (as ``Transaction.insert``, on its own)."""
+
+    @abc.abstractmethod
+    def delete(self, kind: str, doc_id: str, scope: Scope) -> None:
+        """Remove one document.
+
+        :raises NotFound: absent or outside ``scope``.
+        """
+
+    @abc.abstractmethod
+    def atomic(self, change: Callable[[Transaction], T]) -> T:
+        """Run ``change`` in a transaction and return its result.
+
+        ``change`` may run several times when it loses a race with another
+        writer, so it must have no effect other than through the
+        transaction. Exceptions it raises abort the transaction and
+        propagate unchanged.
+
+        :raises Conflict: still losing races after the configured retries.
+        """
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Check the store answers.
+
+        :raises Unavailable: it does not.
+        """
+
+    # Schema management, used by freezer-manage and first start.
+
+    @abc.abstractmethod
+    def upgrade_schema(self) -> None:
+        """Create or migrate tables, indexes or mappings to this release."""
+
+    @abc.abstractmethod
+    def drop_schema(self) -> None:
+        """Remove everything this driver created, data included."""
+
+    @abc.abstractmethod
+    def describe_schema(self) -> dict:
+        """Return a JSON-able description of what exists in the store."""
+
+    def close(self) -> None:
+        """Release connections. The driver is unusable afterwards."""
