@@ -1,0 +1,1 @@
+"""The HTTP layer: Falcon resources, routing, errors and WSGI plumbing."""

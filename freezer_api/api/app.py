@@ -1,0 +1,31 @@
+"""The Falcon application factory: the composition of the HTTP layer."""
+
+import time
+
+import falcon
+
+from freezer_api import policies
+from freezer_api.api import errors
+from freezer_api.api import middleware
+from freezer_api.api import routes
+from freezer_api.core import base
+from freezer_api.core.service import Services
+
+
+def create_app(conf, storage, enforcer=None, clock=time.time,
+               new_id=base.new_hex_id):
+    """Build the API over ``storage``; nothing else is read or started.
+
+    The caller's identity must be put in the environ by one of the
+    middlewares of ``freezer_api.api.context``.
+    """
+    services = Services(storage, clock=clock, new_id=new_id)
+    if enforcer is None:
+        enforcer = policies.get_enforcer(conf)
+    app = falcon.App(middleware=[middleware.RequireJSON(),
+                                 middleware.CallerScope(enforcer)])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.resp_options.secure_cookies_by_default = True
+    errors.register(app)
+    routes.add_routes(app, services, conf)
+    return app

@@ -1,0 +1,79 @@
+"""Falcon middleware: content negotiation, caller scope and policy."""
+
+import re
+
+import falcon
+
+from freezer_api.api.context import ENVIRON_KEY
+from freezer_api.core.base import Owner
+from freezer_api.storage.base import Scope
+
+PROJECT_PATTERN = re.compile(r'^[\w-]{1,255}$')
+
+
+class RequireJSON:
+    def process_request(self, req, resp):
+        if not req.client_accepts_json:
+            raise falcon.HTTPNotAcceptable(
+                description='This API only answers in JSON '
+                            '(application/json).')
+
+
+class CallerScope:
+    """Decide, before each responder, whose documents the caller reaches.
+
+    Resources declare ``policies = {method: rule}``; resources with
+    ``public = True`` (versions, health) need no identity. The v2 URL
+    ``project_id`` is removed from the responder arguments and must name
+    the caller's project, unless the caller is an admin (spec D2).
+    """
+
+    def __init__(self, enforcer):
+        self.enforcer = enforcer
+
+    def process_resource(self, req, resp, resource, params):
+        if resource is None or getattr(resource, 'public', False):
+            return
+        ctx = req.env.get(ENVIRON_KEY)
+        if ctx is None or not ctx.user_id:
+            raise falcon.HTTPUnauthorized(
+                title='Unauthorized',
+                description='Authentication is required.',
+                challenges=['Keystone uri="unknown"'])
+        is_admin = self.enforcer.enforce('context_is_admin', {}, ctx)
+        url_project = params.pop('project_id', None)
+        if url_project is None:
+            # v1: documents of this user within the token's project
+            if not ctx.project_id:
+                raise falcon.HTTPForbidden(
+                    title='Access Forbidden',
+                    description='The token is not scoped to a project.')
+            scope = Scope(ctx.project_id, ctx.user_id)
+        else:
+            if not PROJECT_PATTERN.match(url_project):
+                raise falcon.HTTPBadRequest(
+                    title='Bad request format',
+                    description='project_id must be letters, digits, "_" '
+                                'or "-"')
+            if url_project != ctx.project_id and not is_admin:
+                raise falcon.HTTPForbidden(
+                    title='Access Forbidden',
+                    description='You are not allowed to access this '
+                                'resource')
+            scope = Scope(url_project)
+        method = 'GET' if req.method == 'HEAD' else req.method
+        rule = resource.policies.get(method)
+        if rule is not None:
+            target = {'project_id': scope.project_id,
+                      'user_id': ctx.user_id}
+            if not self.enforcer.enforce(rule, target, ctx):
+                raise falcon.HTTPForbidden(
+                    title='Access Forbidden',
+                    description='You are not allowed to access this '
+                                'resource')
+        req.context.identity = ctx
+        req.context.is_admin = is_admin
+        req.context.enforcer = self.enforcer
+        req.context.scope = scope
+        req.context.owner = Owner(scope.project_id, ctx.user_id,
+                                  ctx.user_name or '')

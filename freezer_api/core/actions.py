@@ -1,0 +1,112 @@
+"""Reusable action definitions, also kept for every job action (§2.4, D11)."""
+
+from freezer_api.core import base
+from freezer_api.core import schemas
+from freezer_api.core.errors import Conflict
+from freezer_api.core.errors import PreconditionFailed
+from freezer_api.core.merge import deep_merge
+from freezer_api.storage import errors as storage_errors
+from freezer_api.storage.base import Scope
+
+ACTION_IDS = ('action_id', 'user_id', 'project_id')
+
+
+class ActionManager(base.Manager):
+    kind = 'actions'
+    not_found = 'No action found with ID {}'
+
+    def _document(self, body, action_id, project_id, user_id):
+        return {**body, 'action_id': action_id, 'user_id': user_id,
+                'project_id': project_id}
+
+    def create(self, owner: base.Owner, body) -> str:
+        """Store an action; a given ``action_id`` is kept unless taken."""
+        body = base.without(base.require_object(body), base.SERVER_FIELDS)
+        schemas.validate('ACTION', body)
+        action_id = body.get('action_id') or self.new_id()
+        doc = self._document(body, action_id, owner.project_id,
+                             owner.user_id)
+        try:
+            self.storage.create(self.kind, action_id, owner.project_id,
+                                owner.user_id, self.created_at(), doc)
+        except storage_errors.Conflict:
+            raise Conflict(f'Action ID {action_id} is already in use')
+        return action_id
+
+    def replace(self, owner: base.Owner, scope, action_id, body,
+                expected_version=None):
+        """Create or fully replace the action ``action_id``."""
+        base.check_id(action_id, 'action_id')
+        body = base.without(base.require_object(body),
+                            ('action_id',) + base.SERVER_FIELDS)
+        schemas.validate('ACTION', body)
+
+        def change(txn):
+            record = txn.get(self.kind, action_id, scope)
+            if record is None:
+                if expected_version is not None:
+                    raise PreconditionFailed(
+                        f'Action {action_id} does not exist')
+                doc = self._document(body, action_id, owner.project_id,
+                                     owner.user_id)
+                return txn.insert(self.kind, action_id, owner.project_id,
+                                  owner.user_id, self.created_at(), doc)
+            base.check_version(record, expected_version)
+            doc = self._document(body, action_id, record.project_id,
+                                 record.user_id)
+            return txn.update(record, doc)
+
+        try:
+            return self.storage.atomic(change)
+        except storage_errors.Conflict:
+            raise Conflict(f'Action ID {action_id} is already in use')
+
+    def update(self, scope, action_id, body, expected_version=None):
+        """Deep-merge ``body`` into the action."""
+        patch = base.without(base.require_object(body),
+                             ACTION_IDS + base.SERVER_FIELDS)
+        schemas.validate('ACTION_PATCH', patch)
+
+        def change(txn):
+            record = self.load(txn, scope, action_id, expected_version)
+            doc = deep_merge(record.doc, patch)
+            schemas.validate('ACTION', doc)
+            return txn.update(record, doc)
+
+        return self.storage.atomic(change)
+
+    def keep_job_actions(self, txn, owner: base.Owner, scope, job_actions):
+        """Store each job action as an action document (spec D11).
+
+        Runs inside the job's transaction, after the job validated. Each
+        entry gains ``action_id``, ``user_id`` and ``project_id``. An entry
+        whose ``action_id`` names an identical action of the caller reuses
+        it; one that names a different action, or an action the caller
+        does not own, gets a new id, so nobody's document is overwritten.
+        """
+        kept = {}
+        for entry in job_actions:
+            content = base.without(entry, ACTION_IDS)
+            action_id = entry.get('action_id')
+            if action_id in kept and kept[action_id] == content:
+                pass
+            elif action_id and self._reusable(txn, scope, action_id,
+                                              content):
+                kept[action_id] = content
+            else:
+                if not action_id or action_id in kept or txn.get(
+                        self.kind, action_id, Scope(None)) is not None:
+                    action_id = self.new_id()
+                txn.insert(self.kind, action_id, owner.project_id,
+                           owner.user_id, self.created_at(),
+                           self._document(content, action_id,
+                                          owner.project_id, owner.user_id))
+                kept[action_id] = content
+            entry.update(action_id=action_id, user_id=owner.user_id,
+                         project_id=owner.project_id)
+        return job_actions
+
+    def _reusable(self, txn, scope, action_id, content):
+        record = txn.get(self.kind, action_id, scope)
+        return (record is not None
+                and base.without(record.doc, ACTION_IDS) == content)

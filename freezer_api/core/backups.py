@@ -1,0 +1,36 @@
+"""Backup metadata records posted by agents after each run (spec §2.1)."""
+
+from freezer_api.core import base
+from freezer_api.core import schemas
+
+
+class BackupManager(base.Manager):
+    kind = 'backups'
+    not_found = 'No backup found with ID {}'
+
+    def create(self, owner: base.Owner, body) -> str:
+        """Store the metadata ``body`` as a new backup; return its id."""
+        base.require_object(body, 'backup metadata')
+        schemas.validate('BACKUP_METADATA', body)
+        backup_id = self.new_id()
+        doc = {
+            'backup_id': backup_id,
+            'user_id': owner.user_id,
+            'user_name': owner.user_name,
+            'project_id': owner.project_id,
+            'backup_metadata': body,
+        }
+        self.storage.create(self.kind, backup_id, owner.project_id,
+                            owner.user_id, self.created_at(), doc)
+        return backup_id
+
+    def update(self, scope, backup_id, body, expected_version=None):
+        """Set the backup's ``status`` (the only mutable field)."""
+        base.require_object(body)
+        schemas.validate('BACKUP_PATCH', body)
+
+        def change(txn):
+            record = self.load(txn, scope, backup_id, expected_version)
+            return txn.update(record, {**record.doc, **body})
+
+        return self.storage.atomic(change)

@@ -1,0 +1,230 @@
+"""Jobs: what a scheduler runs and when (spec §2.3, §3.3, D11)."""
+
+import copy
+
+from freezer_api.core import base
+from freezer_api.core import schemas
+from freezer_api.core.actions import ActionManager
+from freezer_api.core.errors import Conflict
+from freezer_api.core.errors import InvalidInput
+from freezer_api.core.errors import PreconditionFailed
+from freezer_api.core.errors import Unprocessable
+from freezer_api.core.merge import deep_merge
+from freezer_api.storage import errors as storage_errors
+from freezer_api.storage.base import Scope
+
+EVENTS = ('start', 'stop', 'abort')
+
+# NOTE: session_id is maintained only by the session routes so that a job
+# and its session always point at each other; session_tag stays writable
+# because the scheduler reports the tag it adopted after a session start.
+JOB_SERVER_FIELDS = ('job_id', 'session_id') + base.SERVER_FIELDS
+
+# freezer_action field -> client capability list that must contain it.
+CAPABILITIES = (('action', 'supported_actions'),
+                ('mode', 'supported_modes'),
+                ('storage', 'supported_storages'),
+                ('engine', 'supported_engines'))
+
+
+def expand_action_defaults(body: dict) -> dict:
+    """Apply and drop ``action_defaults`` (never stored).
+
+    Each key fills the same key of every ``freezer_action`` where it is
+    missing or null.
+    """
+    defaults = body.pop('action_defaults', None)
+    if defaults is None:
+        return body
+    if not isinstance(defaults, dict):
+        raise InvalidInput('action_defaults must be an object')
+    for entry in body.get('job_actions') or []:
+        action = entry.get('freezer_action') if isinstance(
+            entry, dict) else None
+        if isinstance(action, dict):
+            for key, value in defaults.items():
+                if action.get(key) is None:
+                    action[key] = copy.deepcopy(value)
+    return body
+
+
+def prepare(body) -> dict:
+    """Copy a job body, expand its defaults and drop server fields."""
+    body = copy.deepcopy(base.require_object(body, 'job'))
+    return base.without(expand_action_defaults(body), JOB_SERVER_FIELDS)
+
+
+def check_capabilities(client_doc, client_id, job_actions):
+    """Raise Unprocessable unless the client can run every action.
+
+    A client registered without a ``supported_*`` list accepts any value
+    of that field.
+    """
+    if client_doc is None:
+        raise Unprocessable(f'Client {client_id} is not registered')
+    info = client_doc.get('client', {})
+    for entry in job_actions:
+        action = entry['freezer_action']
+        for field, capability in CAPABILITIES:
+            value = action.get(field)
+            supported = info.get(capability)
+            if value is not None and supported is not None and (
+                    value not in supported):
+                raise Unprocessable(
+                    f'Client does not support {field}: {value}')
+
+
+def apply_event(doc: dict, event: str):
+    """Return ``(new_doc or None, result)`` for a job event (spec §3.3)."""
+    if event not in EVENTS:
+        raise InvalidInput(
+            f'Bad event {str(event)[:80]!r}: use one of {", ".join(EVENTS)}')
+    schedule = dict(doc.get('job_schedule') or {})
+    if schedule.get('event') == event:
+        return None, f'{event} already requested'
+    schedule['event'] = event
+    if event == 'start':
+        schedule.update(status='', result='')
+    return {**doc, 'job_schedule': schedule}, 'success'
+
+
+def detach_from_session(doc: dict) -> dict:
+    """The job as it is once out of its session (spec D10)."""
+    schedule = dict(doc.get('job_schedule') or {})
+    schedule['event'] = 'stop'
+    return {**doc, 'session_id': '', 'session_tag': 0,
+            'job_schedule': schedule}
+
+
+class JobManager(base.Manager):
+    kind = 'jobs'
+    not_found = 'No job found with ID {}'
+
+    def __init__(self, storage, actions: ActionManager, **kwargs):
+        super().__init__(storage, **kwargs)
+        self.actions = actions
+
+    def _new_schedule(self, schedule):
+        schedule.setdefault('time_created', self.now())
+        schedule.setdefault('time_started', -1)
+        schedule.setdefault('time_ended', -1)
+
+    def _finish(self, txn, owner, scope, doc):
+        """Check the client and keep the job's actions."""
+        client = txn.get('clients', doc['client_id'],
+                         Scope(doc['project_id']))
+        check_capabilities(client and client.doc, doc['client_id'],
+                           doc['job_actions'])
+        self.actions.keep_job_actions(txn, owner, scope, doc['job_actions'])
+        return doc
+
+    def create(self, owner: base.Owner, scope, body) -> str:
+        body = prepare(body)
+        body.setdefault('job_schedule', {})
+        schemas.validate('JOB', body)
+        job_id = self.new_id()
+        schedule = body['job_schedule']
+        schedule.update(time_created=self.now(), time_started=-1,
+                        time_ended=-1)
+        doc = {'description': '', 'session_tag': 0, **body,
+               'job_id': job_id, 'session_id': '',
+               'user_id': owner.user_id, 'project_id': owner.project_id}
+
+        def write(txn):
+            stored = copy.deepcopy(doc)
+            self._finish(txn, owner, scope, stored)
+            return txn.insert(self.kind, job_id, owner.project_id,
+                              owner.user_id, self.created_at(), stored)
+
+        self.storage.atomic(write)
+        return job_id
+
+    def replace(self, owner: base.Owner, scope, job_id, body,
+                expected_version=None):
+        """Create or fully replace the job ``job_id``."""
+        base.check_id(job_id, 'job_id')
+        body = prepare(body)
+        body.setdefault('job_schedule', {})
+        schemas.validate('JOB', body)
+
+        def write(txn):
+            record = txn.get(self.kind, job_id, scope)
+            doc = copy.deepcopy(body)
+            if record is None:
+                if expected_version is not None:
+                    raise PreconditionFailed(f'Job {job_id} does not exist')
+                self._new_schedule(doc['job_schedule'])
+                doc = {'description': '', 'session_tag': 0, **doc,
+                       'job_id': job_id, 'session_id': '',
+                       'user_id': owner.user_id,
+                       'project_id': owner.project_id}
+                self._finish(txn, owner, scope, doc)
+                return txn.insert(self.kind, job_id, owner.project_id,
+                                  owner.user_id, self.created_at(), doc)
+            base.check_version(record, expected_version)
+            old = record.doc
+            doc = {'description': '', **doc, 'job_id': job_id,
+                   'session_id': old.get('session_id', ''),
+                   'session_tag': doc.get('session_tag',
+                                          old.get('session_tag', 0)),
+                   'user_id': record.user_id,
+                   'project_id': record.project_id}
+            self._finish(txn, owner, scope, doc)
+            return txn.update(record, doc)
+
+        try:
+            return self.storage.atomic(write)
+        except storage_errors.Conflict:
+            raise Conflict(f'Job ID {job_id} is already in use')
+
+    def update(self, owner: base.Owner, scope, job_id, body,
+               expected_version=None):
+        """Deep-merge ``body`` into the job (spec D6)."""
+        patch = prepare(body)
+        schemas.validate('JOB_PATCH', patch)
+
+        def write(txn):
+            record = self.load(txn, scope, job_id, expected_version)
+            doc = deep_merge(record.doc, patch)
+            schemas.validate('JOB', doc)
+            if 'job_actions' in patch or 'client_id' in patch:
+                self._finish(txn, owner, scope, doc)
+            return txn.update(record, doc)
+
+        return self.storage.atomic(write)
+
+    def delete(self, scope, job_id):
+        """Delete the job and take it out of its session (spec D10)."""
+
+        def write(txn):
+            record = self.load(txn, scope, job_id)
+            session_id = record.doc.get('session_id')
+            if session_id:
+                session = txn.get('sessions', session_id,
+                                  base.project_scope(scope))
+                if session is not None and job_id in session.doc.get(
+                        'jobs', {}):
+                    jobs = dict(session.doc['jobs'])
+                    del jobs[job_id]
+                    txn.update(session, {**session.doc, 'jobs': jobs})
+            txn.delete(record)
+
+        self.storage.atomic(write)
+
+    def event(self, scope, job_id, body) -> str:
+        """Request start, stop or abort; return the result text."""
+        if not isinstance(body, dict) or not body:
+            raise InvalidInput('Bad event request format: send an object '
+                               'like {"start": null}')
+        event = next(iter(body))
+        if event not in EVENTS:
+            apply_event({}, event)  # raises the explanatory error
+
+        def write(txn):
+            record = self.load(txn, scope, job_id)
+            doc, result = apply_event(record.doc, event)
+            if doc is not None:
+                txn.update(record, doc)
+            return result
+
+        return self.storage.atomic(write)

@@ -1,0 +1,282 @@
+"""JSON Schemas of the five documents and the validator used by the core.
+
+They close the holes of upstream's schemas (spec §5.1): arrays and objects
+are typed, ``hold_off`` and session state are checked, ids are anchored.
+"""
+
+import functools
+
+import jsonschema
+
+from freezer_api.core.errors import InvalidInput
+
+ID_PATTERN = r'^[\w-]+$'
+FQDN = (r'(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)'
+        r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*')
+CLIENT_ID_PATTERN = r'^(?:[\w-]+_)?' + FQDN + r'$'
+# NOTE: hosts named with underscores exist in the wild; a strict FQDN rule
+# would lock their schedulers out, so only the character set is checked.
+HOSTNAME_PATTERN = r'^[A-Za-z0-9_.-]{1,255}$'
+DATETIME_PATTERN = (r'^[+-]?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}'
+                    r'(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?$')
+INTERVAL_PATTERN = (r'^(?:continuous|\d+ +(?:weeks?|days?|hours?|minutes?|'
+                    r'seconds?))$')
+
+JOB_STATUSES = ['', 'completed', 'stop', 'scheduled', 'running',
+                'aborting', 'removed']
+JOB_EVENTS = ['', 'stop', 'start', 'abort', 'remove']
+JOB_RESULTS = ['', 'success', 'fail', 'aborted']
+SESSION_STATUSES = ['active', 'running', 'completed']
+SESSION_RESULTS = ['', 'success', 'fail', 'aborted']
+BACKUP_STATUSES = ['available', 'creating', 'restoring', 'deleting',
+                   'error']
+
+SUPPORTED = {
+    'supported_actions': ['backup', 'restore', 'info', 'admin', 'exec'],
+    'supported_modes': ['fs', 'mongo', 'mysql', 'sqlserver', 'cinder',
+                        'glance', 'cindernative', 'nova'],
+    'supported_storages': ['local', 'swift', 'ssh', 's3', 'ftp', 'ftps'],
+    'supported_engines': ['tar', 'rsync', 'rsyncv2', 'nova', 'osbrick',
+                          'glance'],
+}
+
+_int = {'type': 'integer'}
+_str = {'type': 'string'}
+_id = {'type': 'string', 'pattern': ID_PATTERN, 'maxLength': 255}
+_datetime = {'type': 'string', 'pattern': DATETIME_PATTERN}
+
+SCHEDULE = {
+    'type': 'object',
+    'additionalProperties': False,
+    'properties': {
+        'time_created': _int,
+        'time_started': _int,
+        'time_ended': _int,
+        'status': {'enum': JOB_STATUSES},
+        'event': {'enum': JOB_EVENTS},
+        'result': {'enum': JOB_RESULTS},
+        'current_pid': {'type': ['integer', 'null']},
+        'schedule_date': _datetime,
+        'schedule_interval': {'type': 'string',
+                              'pattern': INTERVAL_PATTERN},
+        'schedule_start_date': _datetime,
+        'schedule_end_date': _datetime,
+        'schedule_year': {'type': 'string', 'pattern': r'^\d{4}$'},
+        'schedule_month': _str,
+        'schedule_day': _str,
+        'schedule_week': _str,
+        'schedule_day_of_week': _str,
+        'schedule_hour': _str,
+        'schedule_minute': _str,
+        'schedule_second': _str,
+    },
+}
+
+FREEZER_ACTION = {
+    'type': 'object',
+    'properties': {
+        'action': {'type': 'string', 'pattern': ID_PATTERN},
+        'mode': {'type': 'string', 'pattern': ID_PATTERN},
+        'src_file': _str,
+        'path_to_backup': _str,
+        'backup_name': _str,
+        'container': _str,
+        'restore_abs_path': _str,
+        'storage': _str,
+        'engine': _str,
+    },
+}
+
+ACTION_BODY = {
+    'freezer_action': FREEZER_ACTION,
+    'max_retries': {'type': 'integer', 'minimum': 0},
+    'max_retries_interval': {'type': 'integer', 'minimum': 0},
+    'mandatory': {'type': 'boolean'},
+    'action_id': _id,
+}
+
+JOB_ACTION = {
+    'type': 'object',
+    'required': ['freezer_action'],
+    'properties': ACTION_BODY,
+}
+
+JOB_PROPERTIES = {
+    'job_id': _id,
+    'client_id': {'type': 'string', 'pattern': CLIENT_ID_PATTERN,
+                  'maxLength': 255},
+    'description': _str,
+    'session_id': {'type': 'string', 'pattern': r'^[\w-]*$'},
+    'session_tag': {'type': 'integer', 'minimum': 0},
+    'session_name': _str,
+    'job_schedule': SCHEDULE,
+    'job_actions': {'type': 'array', 'items': JOB_ACTION},
+    'user_id': _str,
+    'project_id': _str,
+}
+
+JOB = {
+    'type': 'object',
+    'additionalProperties': False,
+    'required': ['client_id', 'job_actions', 'job_schedule'],
+    'properties': JOB_PROPERTIES,
+}
+
+JOB_PATCH = {
+    'type': 'object',
+    'additionalProperties': False,
+    'properties': JOB_PROPERTIES,
+}
+
+ACTION = {
+    'type': 'object',
+    'required': ['freezer_action'],
+    'properties': ACTION_BODY,
+}
+
+ACTION_PATCH = {
+    'type': 'object',
+    'properties': ACTION_BODY,
+}
+
+SESSION_JOB = {
+    'type': 'object',
+    'properties': {
+        'client_id': _str,
+        'status': _str,
+        'result': _str,
+    },
+}
+
+SESSION_PROPERTIES = {
+    'session_id': _id,
+    'session_tag': {'type': 'integer', 'minimum': 0},
+    'description': _str,
+    'hold_off': {'type': 'integer', 'minimum': 0},
+    'schedule': SCHEDULE,
+    'status': {'enum': SESSION_STATUSES},
+    'result': {'enum': SESSION_RESULTS},
+    'time_start': _int,
+    'time_end': _int,
+    'time_started': _int,
+    'time_ended': _int,
+    'last_start': _str,
+    'jobs': {'type': 'object', 'additionalProperties': SESSION_JOB},
+}
+
+SESSION = {
+    'type': 'object',
+    'required': ['schedule'],
+    'properties': SESSION_PROPERTIES,
+}
+
+SESSION_PATCH = {
+    'type': 'object',
+    'properties': SESSION_PROPERTIES,
+}
+
+_supported = {name: {'type': 'array', 'items': {'enum': values},
+                     'uniqueItems': True}
+              for name, values in SUPPORTED.items()}
+
+CLIENT_EDITABLE = {
+    'hostname': {'type': 'string', 'pattern': HOSTNAME_PATTERN},
+    'description': _str,
+    **_supported,
+}
+
+CLIENT = {
+    'type': 'object',
+    'required': ['client_id'],
+    'properties': {
+        'client_id': {'type': 'string', 'pattern': CLIENT_ID_PATTERN,
+                      'maxLength': 255},
+        'uuid': {'type': 'string', 'pattern': ID_PATTERN},
+        'is_central': {'type': 'boolean'},
+        **CLIENT_EDITABLE,
+    },
+}
+
+CLIENT_PATCH = {
+    'type': 'object',
+    'additionalProperties': False,
+    'properties': CLIENT_EDITABLE,
+}
+
+
+def _nullable(kind):
+    return {'type': [kind, 'null']}
+
+
+_nonempty = {'type': 'string', 'minLength': 1}
+
+BACKUP_METADATA = {
+    'type': 'object',
+    'required': ['container', 'backup_name'],
+    'anyOf': [{'required': ['hostname'],
+               'properties': {'hostname': _nonempty}},
+              {'required': ['host_name'],
+               'properties': {'host_name': _nonempty}}],
+    'properties': {
+        'container': _nonempty,
+        'backup_name': _nonempty,
+        'hostname': _str,
+        'host_name': _str,
+        'time_stamp': _nullable('integer'),
+        'level': _nullable('integer'),
+        'curr_backup_level': _nullable('integer'),
+        'max_level': _nullable('integer'),
+        'mode': _nullable('string'),
+        'fs_real_path': _nullable('string'),
+        'vol_snap_path': _nullable('string'),
+        'total_broken_links': _nullable('integer'),
+        'total_fs_files': _nullable('integer'),
+        'total_directories': _nullable('integer'),
+        'backup_size_uncompressed': _nullable('integer'),
+        'backup_size_compressed': _nullable('integer'),
+        'compression_alg': _nullable('string'),
+        'encrypted': _nullable('boolean'),
+        'client_os': _nullable('string'),
+        'broken_links': {'type': ['array', 'null'], 'items': _str},
+        'excluded_files': {'type': ['array', 'null'], 'items': _str},
+        'cli': _nullable('string'),
+        'version': _nullable('string'),
+        'job_id': _nullable('string'),
+    },
+}
+
+BACKUP_PATCH = {
+    'type': 'object',
+    'additionalProperties': False,
+    'required': ['status'],
+    'properties': {'status': {'enum': BACKUP_STATUSES}},
+}
+
+
+@functools.cache
+def _validator(schema_id):
+    schema = globals()[schema_id]
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def _describe(error):
+    where = '/'.join(str(part) for part in error.absolute_path)
+    message = error.message
+    if error.validator == 'anyOf' and not where:
+        message = ("one of 'hostname' or 'host_name' is required and must "
+                   "be a non-empty string")
+    if len(message) > 300:
+        message = message[:300] + '...'
+    return f'{where}: {message}' if where else message
+
+
+def validate(schema_id: str, document) -> None:
+    """Raise ``InvalidInput`` naming the first rule ``document`` breaks.
+
+    ``schema_id`` is the name of one of the schemas of this module.
+    """
+    validator = _validator(schema_id)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is not None:
+        raise InvalidInput(_describe(error))

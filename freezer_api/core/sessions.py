@@ -1,0 +1,305 @@
+"""Sessions: jobs on several hosts started together (spec §3.1, §3.2).
+
+``start`` and ``end`` are pure functions of the stored session and the
+clock; the manager runs them inside one storage transaction, so two nodes
+starting the same run can never both bump the tag (spec D8).
+"""
+
+import copy
+import datetime
+
+from freezer_api.core import base
+from freezer_api.core import jobs as jobs_rules
+from freezer_api.core import schemas
+from freezer_api.core.errors import Conflict
+from freezer_api.core.errors import InvalidInput
+from freezer_api.core.errors import NotFound
+from freezer_api.core.errors import PreconditionFailed
+from freezer_api.core.errors import UnknownAction
+from freezer_api.core.merge import deep_merge
+from freezer_api.storage import errors as storage_errors
+
+ACTIONS = ('start', 'end')
+END_RESULTS = ('success', 'fail', 'aborted')
+DEFAULT_HOLD_OFF = 30
+
+SESSION_SERVER_FIELDS = ('session_id', 'jobs') + base.SERVER_FIELDS
+
+NEW_SESSION_STATE = {
+    'session_tag': 0,
+    'description': '',
+    'hold_off': DEFAULT_HOLD_OFF,
+    'status': 'active',
+    'result': '',
+    'time_start': -1,
+    'time_end': -1,
+    'last_start': '',
+}
+
+
+def _member(session, job_id):
+    jobs = session.get('jobs') or {}
+    if job_id not in jobs:
+        raise InvalidInput('job_id not found in session')
+    return jobs
+
+
+def _running_entry(entry, tag, now):
+    return {**entry, 'status': 'running', 'result': '',
+            'time_started': now, 'time_ended': -1, 'session_tag': tag}
+
+
+def start(session: dict, job_id: str, tag: int, now: int):
+    """Decide a ``start`` request.
+
+    Returns ``(new_session or None, result, session_tag)``. A tag equal to
+    the session's opens a new run once the hold-off window has passed; a
+    lower tag joins the run opened less than ``hold_off`` seconds ago.
+    """
+    jobs = _member(session, job_id)
+    current = session.get('session_tag', 0)
+    if tag > current:
+        raise InvalidInput(f'requested tag value too high. Session Tag: '
+                           f'{current} Job Tag: {tag}')
+    time_start = session.get('time_start', -1)
+    hold_off = session.get('hold_off', DEFAULT_HOLD_OFF)
+    in_window = time_start is not None and time_start >= 0 and (
+        now - time_start <= hold_off)
+    if in_window and tag == current:
+        return None, 'hold-off', current
+    if not in_window and tag < current:
+        return None, 'out-of-sync', current
+    jobs = dict(jobs)
+    if in_window:
+        # a late node joins the run another node opened moments ago
+        jobs[job_id] = _running_entry(jobs[job_id], current, now)
+        return {**session, 'jobs': jobs}, 'success', current
+    new_tag = current + 1
+    jobs[job_id] = _running_entry(jobs[job_id], new_tag, now)
+    started = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    return ({**session, 'jobs': jobs, 'session_tag': new_tag,
+             'time_start': now, 'time_end': -1, 'status': 'running',
+             'result': '',
+             'last_start': started.strftime('%Y-%m-%dT%H:%M:%SZ')},
+            'success', new_tag)
+
+
+def run_result(session: dict, now: int):
+    """Aggregate the jobs of the current run: fail, success or None.
+
+    Only jobs that started in this run count (spec D9). The run succeeds
+    once all of them succeeded and either every member job took part or
+    the hold-off window for late joiners has closed.
+    """
+    tag = session.get('session_tag', 0)
+    jobs = session.get('jobs') or {}
+    run = [entry for entry in jobs.values()
+           if entry.get('session_tag') == tag]
+    if any(entry.get('status') == 'completed'
+           and entry.get('result') in ('fail', 'aborted') for entry in run):
+        return 'fail'
+    if not run or any(entry.get('status') != 'completed' for entry in run):
+        return None
+    window_open = now - session.get('time_start', -1) <= session.get(
+        'hold_off', DEFAULT_HOLD_OFF)
+    if len(run) < len(jobs) and window_open:
+        return None
+    return 'success'
+
+
+def end(session: dict, job_id: str, tag: int, result: str, now: int):
+    """Decide an ``end`` request; returns like ``start``."""
+    jobs = _member(session, job_id)
+    if result not in END_RESULTS:
+        raise InvalidInput(
+            f'result must be one of {", ".join(END_RESULTS)}')
+    current = session.get('session_tag', 0)
+    if tag != current:
+        return None, 'out-of-sync', current
+    jobs = dict(jobs)
+    jobs[job_id] = {**jobs[job_id], 'status': 'completed',
+                    'result': result, 'time_ended': now,
+                    'session_tag': current}
+    session = {**session, 'jobs': jobs}
+    outcome = run_result(session, now)
+    if outcome is not None and session.get('status') != 'completed':
+        session.update(status='completed', result=outcome, time_end=now)
+    return session, 'success', current
+
+
+def _int_tag(value):
+    if isinstance(value, bool):
+        raise InvalidInput('current_tag must be an integer')
+    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
+        value = int(value)
+    if not isinstance(value, int) or value < 0:
+        raise InvalidInput('current_tag must be an integer of 0 or more')
+    return value
+
+
+def parse_action(body):
+    """Return ``(action, job_id, tag, params)`` of an action request."""
+    if not isinstance(body, dict) or not body:
+        raise InvalidInput('Bad action request format')
+    action, params = next(iter(body.items()))
+    if not isinstance(params, dict) or not params:
+        raise InvalidInput('Bad action request format')
+    if action not in ACTIONS:
+        raise UnknownAction(
+            f'Unknown session action {str(action)[:80]!r}: use start or end')
+    job_id = params.get('job_id')
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidInput('job_id is required')
+    if 'current_tag' not in params:
+        raise InvalidInput('current_tag is required')
+    return action, job_id, _int_tag(params['current_tag']), params
+
+
+class SessionManager(base.Manager):
+    kind = 'sessions'
+    not_found = 'No session found with ID {}'
+
+    def _body(self, body):
+        return base.without(base.require_object(body, 'session'),
+                            SESSION_SERVER_FIELDS)
+
+    def create(self, owner: base.Owner, body) -> str:
+        body = self._body(body)
+        schemas.validate('SESSION', body)
+        session_id = self.new_id()
+        doc = {**NEW_SESSION_STATE, **body, 'jobs': {},
+               'session_id': session_id, 'user_id': owner.user_id,
+               'project_id': owner.project_id}
+        self.storage.create(self.kind, session_id, owner.project_id,
+                            owner.user_id, self.created_at(), doc)
+        return session_id
+
+    def replace(self, owner: base.Owner, scope, session_id, body,
+                expected_version=None):
+        """Create or replace a session; its job membership is kept."""
+        base.check_id(session_id, 'session_id')
+        body = self._body(body)
+        schemas.validate('SESSION', body)
+
+        def write(txn):
+            record = txn.get(self.kind, session_id, scope)
+            if record is None:
+                if expected_version is not None:
+                    raise PreconditionFailed(
+                        f'Session {session_id} does not exist')
+                doc = {**NEW_SESSION_STATE, **body, 'jobs': {},
+                       'session_id': session_id, 'user_id': owner.user_id,
+                       'project_id': owner.project_id}
+                return txn.insert(self.kind, session_id, owner.project_id,
+                                  owner.user_id, self.created_at(), doc)
+            base.check_version(record, expected_version)
+            doc = {**NEW_SESSION_STATE, **body,
+                   'jobs': record.doc.get('jobs', {}),
+                   'session_id': session_id, 'user_id': record.user_id,
+                   'project_id': record.project_id}
+            return txn.update(record, doc)
+
+        try:
+            return self.storage.atomic(write)
+        except storage_errors.Conflict:
+            raise Conflict(f'Session ID {session_id} is already in use')
+
+    def update(self, scope, session_id, body, expected_version=None):
+        patch = self._body(body)
+        schemas.validate('SESSION_PATCH', patch)
+
+        def write(txn):
+            record = self.load(txn, scope, session_id, expected_version)
+            doc = deep_merge(record.doc, patch)
+            schemas.validate('SESSION', doc)
+            return txn.update(record, doc)
+
+        return self.storage.atomic(write)
+
+    def delete(self, scope, session_id):
+        """Delete the session and detach its jobs (spec D10)."""
+
+        def write(txn):
+            record = self.load(txn, scope, session_id)
+            for job_id in record.doc.get('jobs') or {}:
+                job = txn.get('jobs', job_id, base.project_scope(scope))
+                if job is not None and job.doc.get(
+                        'session_id') == session_id:
+                    txn.update(job, jobs_rules.detach_from_session(job.doc))
+            txn.delete(record)
+
+        self.storage.atomic(write)
+
+    def action(self, scope, session_id, body) -> dict:
+        """Run a start or end request; return the response document."""
+        action, job_id, tag, params = parse_action(body)
+        rule = start if action == 'start' else end
+        args = (tag,) if action == 'start' else (tag, params.get('result'))
+
+        def write(txn):
+            record = self.load(txn, scope, session_id)
+            doc, result, new_tag = rule(record.doc, job_id, *args,
+                                        self.now())
+            if doc is not None:
+                txn.update(record, doc)
+            return {'result': result, 'session_tag': new_tag}
+
+        return self.storage.atomic(write)
+
+    def _job(self, txn, scope, job_id):
+        job = txn.get('jobs', job_id, scope)
+        if job is None:
+            raise NotFound(f'No job found with ID {job_id}')
+        return job
+
+    def add_job(self, scope, session_id, job_id):
+        """Make the job a member; it inherits the session schedule."""
+
+        def write(txn):
+            session = self.load(txn, scope, session_id)
+            job = self._job(txn, scope, job_id)
+            previous = job.doc.get('session_id')
+            if previous and previous != session_id:
+                old = txn.get(self.kind, previous, base.project_scope(scope))
+                if old is not None and job_id in old.doc.get('jobs', {}):
+                    old_jobs = dict(old.doc['jobs'])
+                    del old_jobs[job_id]
+                    txn.update(old, {**old.doc, 'jobs': old_jobs})
+            schedule = job.doc.get('job_schedule') or {}
+            jobs = dict(session.doc.get('jobs') or {})
+            if job_id not in jobs:
+                jobs[job_id] = {
+                    'client_id': job.doc.get('client_id', ''),
+                    'status': schedule.get('status', ''),
+                    'result': schedule.get('result', ''),
+                    'time_started': schedule.get('time_started', ''),
+                    'time_ended': schedule.get('time_ended', ''),
+                }
+                txn.update(session, {**session.doc, 'jobs': jobs})
+            job_doc = copy.deepcopy(job.doc)
+            job_doc.update(
+                session_id=session_id,
+                session_tag=session.doc.get('session_tag', 0),
+                job_schedule=deep_merge(schedule,
+                                        session.doc.get('schedule') or {}))
+            if job_doc != job.doc:
+                txn.update(job, job_doc)
+
+        self.storage.atomic(write)
+
+    def remove_job(self, scope, session_id, job_id):
+        """Take the job out of the session; it is asked to stop."""
+
+        def write(txn):
+            session = self.load(txn, scope, session_id)
+            job = txn.get('jobs', job_id, scope)
+            jobs = dict(session.doc.get('jobs') or {})
+            if job_id not in jobs and job is None:
+                raise NotFound(f'No job found with ID {job_id}')
+            if job_id in jobs:
+                del jobs[job_id]
+                txn.update(session, {**session.doc, 'jobs': jobs})
+            if job is not None and job.doc.get('session_id') == session_id:
+                txn.update(job, jobs_rules.detach_from_session(job.doc))
+
+        self.storage.atomic(write)
