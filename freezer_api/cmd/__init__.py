@@ -1,0 +1,1 @@
+"""Entry points: the only code that reads argv or the environment."""

@@ -1,0 +1,64 @@
+"""Configuration loading shared by the entry points."""
+
+import os
+
+from oslo_config import cfg
+from oslo_log import log
+
+from freezer_api import conf as conf_pkg
+
+PROJECT = 'freezer-api'
+# NOTE: upstream and DevStack keep the file in /etc/freezer, which is not
+# one of oslo.config's default places for project "freezer-api".
+EXTRA_CONFIG_FILES = ('/etc/freezer/freezer-api.conf',)
+CONFIG_FILES_ENV = 'FREEZER_API_CONFIG_FILES'
+CONFIG_DIR_ENV = 'FREEZER_API_CONFIG_DIR'
+
+
+def default_config_files():
+    files = list(cfg.find_config_files(project=PROJECT))
+    files += [f for f in EXTRA_CONFIG_FILES
+              if os.path.isfile(f) and f not in files]
+    return files
+
+
+def load_config(args, conf=None, default_files=None, version='0.1.0'):
+    """Parse ``args`` and the config files; return the ``ConfigOpts``.
+
+    With no config file at all the service runs on its embedded defaults
+    with ``auth_strategy = noauth``; ``bootstrap`` warns about it.
+    """
+    if conf is None:
+        conf = cfg.ConfigOpts()
+    conf_pkg.configure(conf)
+    log.register_options(conf)
+    if default_files is None:
+        default_files = default_config_files()
+    conf(args, project=PROJECT, version=version,
+         default_config_files=default_files)
+    if not conf.config_file and not conf.config_dir:
+        conf.set_default('auth_strategy', 'noauth')
+    log.setup(conf, PROJECT)
+    return conf
+
+
+def config_from_environment():
+    """Config files named by the environment, for WSGI containers.
+
+    ``FREEZER_API_CONFIG_FILES`` is a comma-separated list of files and
+    ``FREEZER_API_CONFIG_DIR`` a config directory; without them the
+    standard locations are used. The host process's argv is never read.
+    """
+    args = []
+    files = os.environ.get(CONFIG_FILES_ENV)
+    config_dir = os.environ.get(CONFIG_DIR_ENV)
+    default_files = None
+    if files:
+        default_files = [f.strip() for f in files.split(',') if f.strip()]
+        missing = [f for f in default_files if not os.path.isfile(f)]
+        if missing:
+            raise SystemExit(f'{CONFIG_FILES_ENV} names missing files: '
+                             f'{", ".join(missing)}')
+    if config_dir:
+        args += ['--config-dir', config_dir]
+    return args, default_files
