@@ -5,13 +5,17 @@ middleware + Falcon app) over a real storage driver, with a clock the test
 controls so that session hold-off rules need no sleeping.
 """
 
+import shutil
+
 import falcon.testing
 import pytest
 from oslo_config import cfg
 
 from freezer_api import conf as conf_pkg
-from freezer_api.api import app as api_app
+from freezer_api.api import app as app_module
 from freezer_api.api import context
+
+pytest_plugins = ['tests.fixtures.postgresql']
 
 
 class Clock:
@@ -51,18 +55,29 @@ def clock():
     return Clock()
 
 
-@pytest.fixture
-def storage(conf):
+@pytest.fixture(scope='session')
+def migrated_sqlite(tmp_path_factory):
+    """A SQLite file migrated once; tests get copies (Alembic is slow)."""
     from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
-    driver = SQLAlchemyDriver(conf)
+    folder = tmp_path_factory.mktemp('template')
+    driver = SQLAlchemyDriver(make_conf(folder))
     driver.upgrade_schema()
+    driver.close()
+    return folder / 'freezer.sqlite'
+
+
+@pytest.fixture
+def storage(conf, tmp_path, migrated_sqlite):
+    from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
+    shutil.copyfile(migrated_sqlite, tmp_path / 'freezer.sqlite')
+    driver = SQLAlchemyDriver(conf)
     yield driver
     driver.close()
 
 
 @pytest.fixture
 def api_app(conf, storage, clock):
-    app = api_app.create_app(conf, storage, clock=clock)
+    app = app_module.create_app(conf, storage, clock=clock)
     return context.NoAuthMiddleware(app, conf)
 
 

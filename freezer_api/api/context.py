@@ -21,8 +21,9 @@ ENVIRON_KEY = 'freezer.context'
 
 
 def _header(environ, name):
+    """The stripped header value; '' when sent empty, None when absent."""
     value = environ.get('HTTP_' + name.upper().replace('-', '_'))
-    return value.strip() if value else None
+    return None if value is None else value.strip()
 
 
 def _roles(value):
@@ -39,19 +40,21 @@ class NoAuthMiddleware:
 
     def _identity(self, environ):
         defaults = self.conf.noauth
-        user_id = _header(environ, 'X-User-Id')
+        user_id = _header(environ, 'X-User-Id') or None
         project_id = (_header(environ, 'X-Project-Id')
-                      or _header(environ, 'X-Tenant-Id'))
+                      or _header(environ, 'X-Tenant-Id') or None)
         token = _header(environ, 'X-Auth-Token') or ''
         if ':' in token:
             token_user, _, token_project = token.partition(':')
             user_id = user_id or token_user or None
             project_id = project_id or token_project or None
+        # NOTE: an empty X-Roles header means "no roles"; only an absent
+        # one falls back to the configured roles.
         roles = _header(environ, 'X-Roles')
         return context.RequestContext(
             user_id=user_id or defaults.user_id,
             user_name=(_header(environ, 'X-User-Name') or
-                       (user_id and user_id) or defaults.user_name),
+                       user_id or defaults.user_name),
             project_id=project_id or defaults.project_id,
             roles=_roles(roles) if roles is not None else list(
                 defaults.roles),

@@ -18,6 +18,13 @@ def _reject_constant(name):
     raise ValueError(f'{name} is not valid JSON')
 
 
+def _finite_float(text):
+    value = float(text)
+    if value in (float('inf'), float('-inf')):
+        raise ValueError(f'the number {text[:40]} is out of range')
+    return value
+
+
 def _check_depth(value, depth=0):
     if depth > MAX_DEPTH:
         raise InvalidInput(f'The JSON document nests deeper than '
@@ -57,12 +64,12 @@ def read_json(req, max_size):
     """
     length = req.content_length
     if length is not None and length > max_size:
-        raise falcon.HTTPPayloadTooLarge(
+        raise falcon.HTTPContentTooLarge(
             title='Request Entity Too Large',
             description=f'The body must be at most {max_size} bytes')
     raw = req.bounded_stream.read(max_size + 1)
     if len(raw) > max_size:
-        raise falcon.HTTPPayloadTooLarge(
+        raise falcon.HTTPContentTooLarge(
             title='Request Entity Too Large',
             description=f'The body must be at most {max_size} bytes')
     if not raw.strip():
@@ -72,7 +79,8 @@ def read_json(req, max_size):
     except UnicodeDecodeError:
         raise InvalidInput('Malformed JSON: the body is not valid UTF-8')
     try:
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(text, parse_constant=_reject_constant,
+                          parse_float=_finite_float)
     except (ValueError, RecursionError) as ex:
         reason = (str(ex) if isinstance(ex, ValueError)
                   else 'nested too deeply')

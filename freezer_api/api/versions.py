@@ -1,5 +1,6 @@
 """Public documents: API versions, JSON home and the health check."""
 
+import json
 import os
 
 import falcon
@@ -48,11 +49,11 @@ class HomeDocument(Resource):
         if '{project_id}' in self.prefix:
             href_vars['project_id'] = 'param/project_id'
         resp.content_type = JSON_HOME
-        resp.media = {'resources': {'rel/backups': {
+        resp.text = json.dumps({'resources': {'rel/backups': {
             'href-template': self.prefix + '/backups/{backup_id}',
             'href-vars': href_vars,
             'hints': {'allow': ['GET'],
-                      'formats': {'application/json': {}}}}}}
+                      'formats': {'application/json': {}}}}}}, indent=4)
 
 
 class Health(Resource):

@@ -115,7 +115,7 @@ def main(argv=None, out=sys.stdout):
             print('--mapping applies to the elasticsearch driver only; '
                   'ignored.', file=sys.stderr)
         options.driver_name = conf.storage.driver
-        driver = storage.load_driver(conf)
+        driver = storage.load_driver(conf, prepare=False)
         try:
             run(options.action, driver, options, out)
         finally:

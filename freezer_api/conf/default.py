@@ -25,15 +25,18 @@ def default_state_path():
     return os.path.join(base, 'freezer-api')
 
 
-ALL_OPTS = [
+CLI_OPTS = [
     cfg.HostAddressOpt(
-        'bind_host', default='127.0.0.1',
+        'bind-host', default='127.0.0.1',
         help='Address the standalone freezer-api server listens on. Set it '
              'to 0.0.0.0 to serve other hosts (ignored under uwsgi or '
              'mod_wsgi, which bind on their own).'),
     cfg.PortOpt(
-        'bind_port', default=9090,
+        'bind-port', default=9090,
         help='TCP port of the standalone freezer-api server.'),
+]
+
+OPTS = [
     cfg.StrOpt(
         'auth_strategy', default='keystone', choices=AUTH_STRATEGIES,
         help='How callers are identified. "keystone" validates tokens with '
@@ -51,8 +54,14 @@ ALL_OPTS = [
 ]
 
 
+ALL_OPTS = CLI_OPTS + OPTS
+
+
 def register_opts(conf):
-    conf.register_opts(ALL_OPTS)
+    # NOTE: --bind-host/--bind-port are also command line options, as
+    # upstream's were.
+    conf.register_cli_opts(CLI_OPTS)
+    conf.register_opts(OPTS)
 
 
 def list_opts():

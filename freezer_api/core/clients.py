@@ -42,11 +42,9 @@ class ClientManager(base.Manager):
 
     def update(self, scope, client_id, body, expected_version=None):
         """Change hostname, description or the supported_* lists."""
-        patch = dict(_unwrap(base.require_object(body)))
-        if patch.get('client_id', client_id) != client_id:
-            raise InvalidInput('client_id cannot be changed')
-        patch = base.without(patch, ('client_id', 'uuid') +
-                             base.SERVER_FIELDS)
+        # NOTE: ids are ignored, not refused, as in every PATCH (spec D6).
+        patch = base.without(_unwrap(base.require_object(body)),
+                             ('client_id', 'uuid') + base.SERVER_FIELDS)
         schemas.validate('CLIENT_PATCH', patch)
 
         def change(txn):

@@ -21,9 +21,16 @@ __all__ = ['KINDS', 'Record', 'Scope', 'StorageDriver', 'Conflict',
 DRIVER_NAMESPACE = 'freezer_api.storage.drivers'
 
 
-def load_driver(conf) -> StorageDriver:
-    """Instantiate the driver named by ``[storage] driver``."""
+def load_driver(conf, prepare=True) -> StorageDriver:
+    """Instantiate the driver named by ``[storage] driver``.
+
+    With ``prepare``, an embedded store (the default SQLite file) gets its
+    schema created or upgraded, so a fresh install works at once.
+    """
     manager = stevedore_driver.DriverManager(
         DRIVER_NAMESPACE, conf.storage.driver, invoke_on_load=True,
         invoke_args=(conf,))
-    return manager.driver
+    driver = manager.driver
+    if prepare and driver.embedded:
+        driver.upgrade_schema()
+    return driver

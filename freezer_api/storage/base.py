@@ -169,5 +169,14 @@ class StorageDriver(abc.ABC):
     def describe_schema(self) -> dict:
         """Return a JSON-able description of what exists in the store."""
 
+    @property
+    def embedded(self) -> bool:
+        """True for a store private to this host that creates itself.
+
+        ``load_driver`` upgrades an embedded store's schema on first use;
+        shared stores are managed with ``freezer-manage``.
+        """
+        return False
+
     def close(self) -> None:
         """Release connections. The driver is unusable afterwards."""
