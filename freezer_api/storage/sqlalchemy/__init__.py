@@ -1,0 +1,1 @@
+"""The SQLAlchemy storage driver: SQLite, PostgreSQL and MySQL/MariaDB."""

@@ -1,0 +1,785 @@
+"""Storage driver on SQLAlchemy: SQLite (embedded), PostgreSQL, MySQL.
+
+Documents are JSON text in one table per kind; searches run on the inverted
+index ``<kind>_terms`` (see ``models``), never by loading documents.
+
+Concurrency
+    On SQLite every ``atomic`` change starts with ``BEGIN IMMEDIATE``, so
+    writers, even in different processes, take turns on the file (waiting up
+    to ``[database] sqlite_busy_timeout``) and never lose a race. Server
+    databases use optimistic concurrency instead: updates and deletes are
+    conditional on the version that was read, and a change that lost a race
+    (or hit a deadlock or serialization failure) is rolled back and run again
+    after a short random pause, up to ``[database] max_retries`` times. The
+    re-runs read with ``SELECT ... FOR UPDATE``: under contention they wait
+    for the row instead of losing the race again.
+"""
+
+import contextlib
+import dataclasses
+import fcntl
+import functools
+import json
+import logging
+import os
+import random
+import threading
+import time
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import pool as sa_pool
+from sqlalchemy.dialects import postgresql as pg_dialect
+
+from freezer_api.storage import base
+from freezer_api.storage import errors
+from freezer_api.storage.sqlalchemy import models
+
+__all__ = ['SQLAlchemyDriver']
+
+LOG = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              'migrations')
+VERSION_TABLE = 'alembic_version'
+
+# Any constant works: it names the advisory lock guarding schema upgrades.
+_PG_SCHEMA_LOCK = 0x66726565  # "free"
+_MYSQL_SCHEMA_LOCK = 'freezer_api_schema'
+
+_BACKOFF_BASE = 0.005   # seconds, doubled on every attempt
+_BACKOFF_CAP = 0.2
+
+_UNAVAILABLE = 'the database is unavailable'
+_MAX_OFFSET = 2 ** 63 - 1
+
+# Outcomes of _classify.
+_RETRY = 'retry'          # lost a race: run the change again
+_DUPLICATE = 'duplicate'  # unique violation
+_BUSY = 'busy'            # SQLite stayed locked for the whole busy timeout
+_DISCONNECT = 'disconnect'  # a pooled connection was dead
+_FAILED = 'failed'        # anything else: server down, bad schema, ...
+
+# PostgreSQL SQLSTATEs and MySQL error numbers meaning "lost a race".
+_PG_RETRY = {'40001', '40P01', '55P03'}
+_PG_DUPLICATE = {'23505'}
+_MYSQL_RETRY = {1205, 1213}
+_MYSQL_DUPLICATE = {1062}
+# SQLite primary result codes.
+_SQLITE_BUSY = {5, 6}
+# SQLite extended result codes of unique and primary key violations.
+_SQLITE_DUPLICATE = {2067, 1555}
+
+
+class _Retry(Exception):
+    """The change lost a race; roll back and run it again."""
+
+
+class _Reconnect(_Retry):
+    """The connection died before the commit; run the change again."""
+
+
+class _Collision(errors.Conflict):
+    """``Transaction.insert`` found its id taken."""
+
+
+def _classify(exc):
+    orig = getattr(exc, 'orig', None)
+    if getattr(exc, 'connection_invalidated', False):
+        return _DISCONNECT
+    sqlstate = getattr(orig, 'sqlstate', None) or getattr(orig, 'pgcode', None)
+    if sqlstate:
+        if sqlstate in _PG_RETRY:
+            return _RETRY
+        if sqlstate in _PG_DUPLICATE:
+            return _DUPLICATE
+        return _FAILED
+    code = getattr(orig, 'sqlite_errorcode', None)
+    if code is not None:
+        if (code & 0xff) in _SQLITE_BUSY:
+            return _BUSY
+        if code in _SQLITE_DUPLICATE:
+            return _DUPLICATE
+        return _FAILED
+    args = getattr(orig, 'args', None)
+    if args and isinstance(args[0], int):
+        if args[0] in _MYSQL_RETRY:
+            return _RETRY
+        if args[0] in _MYSQL_DUPLICATE:
+            return _DUPLICATE
+    return _FAILED
+
+
+def _unavailable(what, exc):
+    # NOTE: the original error may hold SQL, parameters and hosts: it goes
+    # to the log only, never into the message.
+    LOG.warning('Database error while %s: %s', what, exc)
+    return errors.Unavailable(_UNAVAILABLE)
+
+
+def _dumps(doc):
+    return json.dumps(doc, ensure_ascii=False, separators=(',', ':'))
+
+
+def _as_record(kind, row):
+    return base.Record(kind=kind, id=row.id, project_id=row.project_id,
+                       user_id=row.user_id, version=row.version,
+                       created_at=row.created_at, doc=json.loads(row.doc))
+
+
+def _scope_filter(table, scope):
+    conds = []
+    if scope.project_id is not None:
+        conds.append(table.c.project_id == scope.project_id)
+    if scope.user_id is not None:
+        conds.append(table.c.user_id == scope.user_id)
+    return conds
+
+
+def _record_key(kind, project_id, doc_id):
+    if kind in base.PROJECT_UNIQUE_KINDS:
+        return (kind, project_id, doc_id)
+    return (kind, None, doc_id)
+
+
+def _identity_filter(table, kind, project_id, doc_id):
+    if kind in base.PROJECT_UNIQUE_KINDS:
+        return [table.c.project_id == project_id, table.c.id == doc_id]
+    return [table.c.id == doc_id]
+
+
+def _check_kind(kind):
+    if kind not in models.documents:
+        raise ValueError(f'unknown kind of document: {kind!r}')
+
+
+class _Transaction(base.Transaction):
+    """One attempt of an ``atomic`` change, on one connection."""
+
+    def __init__(self, driver, conn, lock_reads=False, reconnected=False):
+        self._driver = driver
+        self._conn = conn
+        # A change is run again at most once for a dead connection.
+        self._reconnected = reconnected
+        # Read with SELECT ... FOR UPDATE (see SQLAlchemyDriver._atomic).
+        self._lock_reads = lock_reads
+        # pk of every document read or written here, so that conditional
+        # writes name the very row that was read.
+        self._pks = {}
+        # Set when a statement failed: the attempt cannot commit.
+        self.doomed = None
+
+    @contextlib.contextmanager
+    def _guard(self, what):
+        if self.doomed is not None:
+            raise self.doomed
+        try:
+            yield
+        except sa_exc.DBAPIError as exc:
+            kind = _classify(exc)
+            if kind in (_RETRY, _DUPLICATE) and self._driver._optimistic:
+                LOG.debug('Change lost a race while %s: %s', what, exc)
+                self.doomed = _Retry()
+            elif kind == _DISCONNECT and not self._reconnected:
+                LOG.info('Database connection lost while %s; running the '
+                         'change again on a new one: %s', what, exc)
+                self.doomed = _Reconnect()
+            elif kind == _BUSY:
+                LOG.warning('SQLite database stayed locked while %s', what)
+                self.doomed = errors.Unavailable(_UNAVAILABLE)
+            else:
+                self.doomed = _unavailable(what, exc)
+            raise self.doomed from None
+        except sa_exc.SQLAlchemyError as exc:
+            self.doomed = _unavailable(what, exc)
+            raise self.doomed from None
+
+    def _lost_race(self):
+        self.doomed = _Retry()
+        return self.doomed
+
+    def get(self, kind, doc_id, scope):
+        _check_kind(kind)
+        stmt = self._driver._select_one(kind, doc_id, scope)
+        if self._lock_reads:
+            stmt = stmt.with_for_update()
+        with self._guard('reading a document'):
+            row = self._conn.execute(stmt).first()
+        if row is None:
+            return None
+        self._pks[_record_key(kind, row.project_id, row.id)] = row.pk
+        return _as_record(kind, row)
+
+    def insert(self, kind, doc_id, project_id, user_id, created_at, doc):
+        _check_kind(kind)
+        text = _dumps(doc)
+        with self._guard('inserting a document'):
+            pk = self._driver._insert_document(
+                self._conn, kind, doc_id, project_id, user_id, created_at,
+                text)
+            if pk is not None:
+                self._driver._write_terms(self._conn, kind, pk, doc,
+                                          replace=False)
+        if pk is None:
+            raise _Collision(f'{kind} {doc_id!r} already exists')
+        self._pks[_record_key(kind, project_id, doc_id)] = pk
+        return base.Record(kind=kind, id=doc_id, project_id=project_id,
+                           user_id=user_id, version=1, created_at=created_at,
+                           doc=json.loads(text))
+
+    def _target(self, record):
+        """Return (pk or None, WHERE clauses) naming the row of ``record``."""
+        table = models.documents[record.kind]
+        pk = self._pks.get(
+            _record_key(record.kind, record.project_id, record.id))
+        if pk is not None:
+            where = [table.c.pk == pk]
+        else:
+            where = _identity_filter(table, record.kind, record.project_id,
+                                     record.id)
+        return pk, where + [table.c.version == record.version]
+
+    def update(self, record, doc):
+        _check_kind(record.kind)
+        table = models.documents[record.kind]
+        text = _dumps(doc)
+        pk, where = self._target(record)
+        stmt = sa.update(table).where(*where).values(
+            doc=text, version=record.version + 1)
+        with self._guard('updating a document'):
+            if pk is None and self._driver._update_returning:
+                pk = self._conn.execute(stmt.returning(table.c.pk)).scalar()
+                matched = pk is not None
+            else:
+                matched = self._conn.execute(stmt).rowcount == 1
+                if matched and pk is None:
+                    pk = self._conn.execute(
+                        sa.select(table.c.pk).where(*_identity_filter(
+                            table, record.kind, record.project_id,
+                            record.id))).scalar_one()
+            if matched:
+                self._driver._write_terms(self._conn, record.kind, pk, doc,
+                                          replace=True)
+        if not matched:
+            raise self._lost_race()
+        self._pks[_record_key(record.kind, record.project_id,
+                              record.id)] = pk
+        return dataclasses.replace(record, version=record.version + 1,
+                                   doc=json.loads(text))
+
+    def delete(self, record):
+        _check_kind(record.kind)
+        table = models.documents[record.kind]
+        _, where = self._target(record)
+        with self._guard('deleting a document'):
+            # NOTE: the index rows go with it (ON DELETE CASCADE).
+            matched = self._conn.execute(
+                sa.delete(table).where(*where)).rowcount == 1
+        if not matched:
+            raise self._lost_race()
+        self._pks.pop(_record_key(record.kind, record.project_id, record.id),
+                      None)
+
+
+class SQLAlchemyDriver(base.StorageDriver):
+    """Documents in a SQL database reached through SQLAlchemy."""
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        db = conf.database
+        self._max_retries = db.max_retries
+        url = self._url(conf)
+        self._url_obj = url
+        self._backend = url.get_backend_name()
+        self._sqlite = self._backend == 'sqlite'
+        self._memory = self._sqlite and url.database in (None, '', ':memory:')
+        # SQLite writers are serialized by BEGIN IMMEDIATE and cannot lose a
+        # race; server databases run optimistically.
+        self._optimistic = not self._sqlite
+        # NOTE: one in-memory SQLite database is one connection; its users
+        # must take turns.
+        self._serial = threading.RLock() if self._memory else None
+        try:
+            self._engine = self._create_engine(url, db)
+        except (sa_exc.ArgumentError, ImportError) as exc:
+            text = str(exc)
+            if url.password:
+                text = text.replace(str(url.password), '***')
+            LOG.error('Cannot use [database] connection: %s', text)
+            raise errors.Unavailable(
+                'the [database] connection option is not usable') from None
+        dialect = self._engine.dialect
+        self._update_returning = bool(dialect.update_returning)
+        if self._sqlite:
+            self._read_engine = self._engine
+            self._write_options = {'freezer_sqlite_begin': 'IMMEDIATE'}
+        else:
+            # NOTE: a lone SELECT needs no transaction: skip BEGIN/ROLLBACK.
+            self._read_engine = self._engine.execution_options(
+                isolation_level='AUTOCOMMIT')
+            self._write_options = {}
+        self._pid = os.getpid()
+
+    @property
+    def embedded(self):
+        """SQLite lives in a local file (or memory) and creates itself."""
+        return self._sqlite
+
+    # -- engine ------------------------------------------------------------
+
+    @staticmethod
+    def _url(conf):
+        raw = conf.database.connection
+        if not raw:
+            state_path = conf.state_path
+            try:
+                os.makedirs(state_path, mode=0o750, exist_ok=True)
+            except OSError as exc:
+                LOG.error('Cannot create state_path %s: %s', state_path, exc)
+            raw = 'sqlite:///' + os.path.join(state_path,
+                                              'freezer-api.sqlite')
+        try:
+            url = sa.engine.make_url(raw)
+        except sa_exc.ArgumentError:
+            LOG.error('[database] connection is not a database URL')
+            raise errors.Unavailable(
+                'the [database] connection option is not usable') from None
+        # NOTE: pick the DBAPI drivers this project depends on when the URL
+        # names none and the usual default is not installed.
+        if url.drivername == 'postgresql' and not _importable('psycopg2'):
+            url = url.set(drivername='postgresql+psycopg')
+        elif url.drivername in ('mysql', 'mariadb') and not _importable(
+                'MySQLdb'):
+            url = url.set(drivername=url.drivername + '+pymysql')
+        if url.get_backend_name() in ('mysql', 'mariadb') and (
+                'charset' not in url.query):
+            url = url.update_query_dict({'charset': 'utf8mb4'})
+        return url
+
+    def _create_engine(self, url, db):
+        kwargs = {'echo': db.connection_debug}
+        if self._sqlite:
+            kwargs['connect_args'] = {
+                'check_same_thread': False,
+                'timeout': db.sqlite_busy_timeout / 1000.0,
+            }
+            if self._memory:
+                kwargs['poolclass'] = sa_pool.StaticPool
+            else:
+                kwargs.update(poolclass=sa_pool.QueuePool,
+                              pool_size=db.max_pool_size,
+                              max_overflow=db.max_overflow,
+                              pool_timeout=db.pool_timeout)
+        else:
+            kwargs.update(pool_size=db.max_pool_size,
+                          max_overflow=db.max_overflow,
+                          pool_timeout=db.pool_timeout,
+                          pool_recycle=3600,
+                          isolation_level='READ COMMITTED')
+        engine = sa.create_engine(url, **kwargs)
+        if self._sqlite:
+            self._setup_sqlite(engine, db.sqlite_busy_timeout)
+        return engine
+
+    def _setup_sqlite(self, engine, busy_timeout):
+        memory = self._memory
+
+        @event.listens_for(engine, 'connect')
+        def _on_connect(dbapi_conn, record):
+            # NOTE: stop pysqlite from issuing BEGIN on its own, so that
+            # transactions start when and how _on_begin says.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(f'PRAGMA busy_timeout = {int(busy_timeout)}')
+                cursor.execute('PRAGMA foreign_keys = ON')
+                if not memory:
+                    cursor.execute('PRAGMA journal_mode = WAL')
+                    cursor.execute('PRAGMA synchronous = NORMAL')
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine, 'begin')
+        def _on_begin(conn):
+            mode = conn.get_execution_options().get('freezer_sqlite_begin')
+            conn.exec_driver_sql('BEGIN IMMEDIATE' if mode == 'IMMEDIATE'
+                                 else 'BEGIN')
+
+    def _check_process(self):
+        # NOTE: pooled connections must not cross a fork.
+        pid = os.getpid()
+        if pid != self._pid:
+            self._engine.dispose(close=False)
+            self._pid = pid
+
+    @contextlib.contextmanager
+    def _serialized(self):
+        if self._serial is None:
+            yield
+        else:
+            with self._serial:
+                yield
+
+    def _read(self, what, work):
+        """Return ``work(connection)``, for reads outside of any change.
+
+        NOTE: pooled connections are not pinged before use (that would cost
+        a round trip per request); a read that finds its connection dead is
+        simply run once more on a new one.
+        """
+        self._check_process()
+        for attempt in (1, 2):
+            try:
+                with self._serialized(), \
+                        self._read_engine.connect() as conn:
+                    return work(conn)
+            except sa_exc.DBAPIError as exc:
+                kind = _classify(exc)
+                if kind == _DISCONNECT and attempt == 1:
+                    LOG.info('Database connection lost while %s; trying '
+                             'a new one: %s', what, exc)
+                    continue
+                if kind == _BUSY:
+                    LOG.warning('SQLite database stayed locked while %s',
+                                what)
+                    raise errors.Unavailable(_UNAVAILABLE) from None
+                raise _unavailable(what, exc) from None
+            except sa_exc.SQLAlchemyError as exc:
+                raise _unavailable(what, exc) from None
+
+    # -- statements --------------------------------------------------------
+
+    def _select_one(self, kind, doc_id, scope):
+        table = models.documents[kind]
+        stmt = sa.select(table).where(table.c.id == doc_id,
+                                      *_scope_filter(table, scope))
+        if kind in base.PROJECT_UNIQUE_KINDS and scope.project_id is None:
+            # Several projects may use this id: take the oldest.
+            stmt = stmt.order_by(table.c.created_at, table.c.pk).limit(1)
+        return stmt
+
+    def _insert_document(self, conn, kind, doc_id, project_id, user_id,
+                         created_at, text):
+        """Insert a row; return its pk, or None when the id is taken."""
+        table = models.documents[kind]
+        values = {'id': doc_id, 'project_id': project_id,
+                  'user_id': user_id, 'version': 1,
+                  'created_at': created_at, 'doc': text}
+        if self._backend == 'postgresql':
+            # NOTE: a failed INSERT would abort the whole PostgreSQL
+            # transaction; ON CONFLICT keeps it usable.
+            stmt = (pg_dialect.insert(table).values(**values)
+                    .on_conflict_do_nothing().returning(table.c.pk))
+            return conn.execute(stmt).scalar()
+        try:
+            result = conn.execute(sa.insert(table).values(**values))
+        except sa_exc.IntegrityError as exc:
+            # SQLite and MySQL undo only the failed statement.
+            if _classify(exc) == _DUPLICATE:
+                return None
+            raise
+        return result.inserted_primary_key[0]
+
+    def _write_terms(self, conn, kind, pk, doc, replace):
+        table = models.terms[kind]
+        if replace:
+            conn.execute(sa.delete(table).where(table.c.doc_pk == pk))
+        rows = models.term_rows(pk, doc)
+        if rows:
+            conn.execute(sa.insert(table), rows)
+
+    def _query_filter(self, kind, query):
+        docs = models.documents[kind]
+        idx = models.terms[kind]
+        conds = []
+
+        def term_cond(term):
+            column = idx.c.path if term.is_path else idx.c.key
+            return [column == models.index_form(term.field),
+                    idx.c.value == models.value_form(term.value)]
+
+        for term in query.match:
+            conds.append(docs.c.pk.in_(
+                sa.select(idx.c.doc_pk).where(*term_cond(term))))
+        for term in query.match_not:
+            conds.append(~sa.exists().where(idx.c.doc_pk == docs.c.pk,
+                                            *term_cond(term)))
+        for needle in query.text:
+            needle = needle.lower()
+            where = [idx.c.doc_pk == docs.c.pk]
+            if needle:
+                where.append(idx.c.text.contains(needle, autoescape=True))
+            conds.append(sa.exists().where(*where))
+        for rng in query.ranges:
+            where = [idx.c.path == models.index_form(rng.path),
+                     idx.c.num.is_not(None)]
+            if rng.low is not None:
+                where.append(idx.c.num >= float(rng.low))
+            if rng.high is not None:
+                where.append(idx.c.num <= float(rng.high))
+            conds.append(docs.c.pk.in_(sa.select(idx.c.doc_pk).where(*where)))
+        return conds
+
+    @staticmethod
+    def _order(kind, scope):
+        table = models.documents[kind]
+        order = [table.c.created_at, table.c.id]
+        if kind in base.PROJECT_UNIQUE_KINDS and scope.project_id is None:
+            # NOTE: ids repeat across projects; without this tie-break the
+            # order, hence paging, would not be stable.
+            order.append(table.c.pk)
+        return order
+
+    # -- documents ---------------------------------------------------------
+
+    def get(self, kind, doc_id, scope):
+        _check_kind(kind)
+        stmt = self._select_one(kind, doc_id, scope)
+        row = self._read('reading a document',
+                         lambda conn: conn.execute(stmt).first())
+        if row is None:
+            raise errors.NotFound(f'{kind} {doc_id!r} not found')
+        return _as_record(kind, row)
+
+    def list(self, kind, scope, query, limit, offset):
+        _check_kind(kind)
+        limit = max(0, min(int(limit), base.MAX_LIST_LIMIT))
+        offset = max(0, int(offset))
+        if limit == 0 or offset > _MAX_OFFSET:
+            # NOTE: no table holds 2**63 rows, and SQL engines reject
+            # larger numbers.
+            return []
+        table = models.documents[kind]
+        stmt = (sa.select(table.c.id, table.c.project_id, table.c.user_id,
+                          table.c.version, table.c.created_at, table.c.doc)
+                .where(*_scope_filter(table, scope))
+                .where(*self._query_filter(kind, query))
+                .order_by(*self._order(kind, scope))
+                .limit(limit).offset(offset))
+        rows = self._read('listing documents',
+                          lambda conn: conn.execute(stmt).all())
+        return [_as_record(kind, row) for row in rows]
+
+    def create(self, kind, doc_id, project_id, user_id, created_at, doc):
+        return self._atomic(
+            lambda txn: txn.insert(kind, doc_id, project_id, user_id,
+                                   created_at, doc),
+            rerun_on_collision=False)
+
+    def delete(self, kind, doc_id, scope):
+        def change(txn):
+            record = txn.get(kind, doc_id, scope)
+            if record is None:
+                raise errors.NotFound(f'{kind} {doc_id!r} not found')
+            txn.delete(record)
+
+        self._atomic(change)
+
+    def atomic(self, change):
+        return self._atomic(change)
+
+    def _atomic(self, change, rerun_on_collision=True):
+        attempt = 0
+        collided = False
+        contended = False
+        reconnected = False
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(change, contended, reconnected)
+            except _Reconnect:
+                # A dead pooled connection, found before the commit: the
+                # pool has been refreshed, run the change once more.
+                reconnected = True
+            except _Retry:
+                if attempt >= self._max_retries:
+                    LOG.warning('Change still conflicting after %d attempts',
+                                attempt)
+                    raise errors.Conflict(
+                        'the change kept conflicting with concurrent '
+                        'writers; try again') from None
+                # NOTE: the first attempt is optimistic. One that lost a
+                # race is under contention: its re-runs lock what they read,
+                # so that they queue behind the current writer instead of
+                # losing again and again.
+                contended = self._optimistic
+                self._backoff(attempt)
+            except _Collision:
+                # NOTE: the id may have been taken by a writer that raced
+                # with this change; run it once more so that it sees the
+                # winner, and let a second collision through.
+                if (collided or not rerun_on_collision or not self._optimistic
+                        or attempt >= self._max_retries):
+                    raise
+                collided = True
+
+    def _backoff(self, attempt):
+        ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * (2 ** (attempt - 1)))
+        time.sleep(random.uniform(0, ceiling))
+
+    def _attempt(self, change, lock_reads, reconnected):
+        self._check_process()
+        with self._serialized():
+            try:
+                conn = self._engine.connect()
+            except sa_exc.DBAPIError as exc:
+                raise _unavailable('connecting', exc) from None
+            except sa_exc.SQLAlchemyError as exc:
+                raise _unavailable('connecting', exc) from None
+            try:
+                return self._run(conn, change, lock_reads, reconnected)
+            finally:
+                try:
+                    conn.close()
+                except sa_exc.SQLAlchemyError as exc:
+                    LOG.warning('Error while releasing a connection: %s', exc)
+
+    def _run(self, conn, change, lock_reads, reconnected):
+        if self._write_options:
+            conn = conn.execution_options(**self._write_options)
+        try:
+            conn.begin()
+        except sa_exc.DBAPIError as exc:
+            kind = _classify(exc)
+            if kind == _BUSY:
+                LOG.warning('SQLite database stayed locked for the whole '
+                            'busy timeout')
+                raise errors.Unavailable(_UNAVAILABLE) from None
+            if kind == _DISCONNECT and not reconnected:
+                raise _Reconnect() from None
+            raise _unavailable('starting a transaction', exc) from None
+        txn = _Transaction(self, conn, lock_reads, reconnected)
+        try:
+            result = change(txn)
+        except BaseException:
+            self._rollback(conn)
+            if isinstance(txn.doomed, _Retry):
+                # Whatever the change made of it, the attempt lost a race.
+                raise txn.doomed from None
+            raise
+        if txn.doomed is not None:
+            # The change swallowed one of our errors: never commit then.
+            self._rollback(conn)
+            raise txn.doomed
+        try:
+            conn.commit()
+        except sa_exc.DBAPIError as exc:
+            self._rollback(conn)
+            kind = _classify(exc)
+            if kind in (_RETRY, _DUPLICATE) and self._optimistic:
+                raise _Retry() from None
+            raise _unavailable('committing', exc) from None
+        except sa_exc.SQLAlchemyError as exc:
+            self._rollback(conn)
+            raise _unavailable('committing', exc) from None
+        return result
+
+    @staticmethod
+    def _rollback(conn):
+        try:
+            conn.rollback()
+        except sa_exc.SQLAlchemyError as exc:
+            LOG.warning('Error while rolling back: %s', exc)
+
+    # -- service -----------------------------------------------------------
+
+    def ping(self):
+        self._read('checking the database',
+                   lambda conn: conn.exec_driver_sql('SELECT 1').scalar())
+
+    @contextlib.contextmanager
+    def _schema_lock(self):
+        """Keep two processes from migrating one SQLite file at once."""
+        if not self._sqlite or self._memory:
+            yield
+            return
+        path = os.path.abspath(self._url_obj.database) + '.lock'
+        try:
+            handle = open(path, 'a+')
+        except OSError as exc:
+            LOG.warning('Cannot open schema lock %s: %s', path, exc)
+            raise errors.Unavailable(_UNAVAILABLE) from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _schema_connection(self, what):
+        """A connection in a write transaction, holding the schema lock."""
+        self._check_process()
+        with self._serialized(), self._schema_lock():
+            try:
+                with self._engine.connect() as conn:
+                    if self._write_options:
+                        conn = conn.execution_options(**self._write_options)
+                    locked = False
+                    with conn.begin():
+                        if self._backend == 'postgresql':
+                            conn.execute(
+                                sa.text('SELECT pg_advisory_xact_lock(:k)'),
+                                {'k': _PG_SCHEMA_LOCK})
+                        elif self._backend in ('mysql', 'mariadb'):
+                            conn.execute(sa.text('SELECT GET_LOCK(:n, 600)'),
+                                         {'n': _MYSQL_SCHEMA_LOCK})
+                            locked = True
+                        try:
+                            yield conn
+                        finally:
+                            if locked:
+                                conn.execute(
+                                    sa.text('SELECT RELEASE_LOCK(:n)'),
+                                    {'n': _MYSQL_SCHEMA_LOCK})
+            except sa_exc.SQLAlchemyError as exc:
+                raise _unavailable(what, exc) from None
+
+    def upgrade_schema(self):
+        from alembic import command
+        from alembic import config as alembic_config
+
+        cfg = alembic_config.Config()
+        cfg.set_main_option('script_location', MIGRATIONS_DIR)
+        with self._schema_connection('upgrading the schema') as conn:
+            cfg.attributes['connection'] = conn
+            command.upgrade(cfg, 'head')
+
+    def drop_schema(self):
+        version = sa.Table(VERSION_TABLE, sa.MetaData(),
+                           sa.Column('version_num', sa.String(32)))
+        with self._schema_connection('dropping the schema') as conn:
+            models.metadata.drop_all(conn, checkfirst=True)
+            version.drop(conn, checkfirst=True)
+
+    def describe_schema(self):
+        ours = set(models.metadata.tables)
+
+        def describe(conn):
+            inspector = sa.inspect(conn)
+            names = set(inspector.get_table_names())
+            tables = {
+                name: [col['name'] for col in inspector.get_columns(name)]
+                for name in sorted(names & ours)
+            }
+            revision = None
+            if VERSION_TABLE in names:
+                revision = conn.execute(sa.text(
+                    f'SELECT version_num FROM {VERSION_TABLE}')).scalar()
+            return {'backend': self._backend, 'tables': tables,
+                    'revision': revision}
+
+        return self._read('describing the schema', describe)
+
+    def close(self):
+        self._engine.dispose()
+
+
+@functools.lru_cache(maxsize=None)
+def _importable(module):
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
