@@ -32,6 +32,15 @@ MAPPING = (
      logging.ERROR),
 )
 
+FORBIDDEN = 'You are not allowed to access this resource'
+
+
+def forbidden(description=FORBIDDEN):
+    """The 403 of a policy denial or a foreign project (spec §1.1)."""
+    return falcon.HTTPForbidden(title='Access Forbidden',
+                                description=description)
+
+
 STORAGE_CONFLICT = ('The document was changed by concurrent requests too '
                     'many times; retry the request.')
 STORAGE_UNAVAILABLE = 'The storage backend is unavailable; retry later.'

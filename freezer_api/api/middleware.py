@@ -4,7 +4,9 @@ import re
 
 import falcon
 
+from freezer_api.api import errors
 from freezer_api.api.context import ENVIRON_KEY
+from freezer_api.core.base import Caller
 from freezer_api.core.base import Owner
 from freezer_api.storage.base import Scope
 
@@ -40,14 +42,12 @@ class CallerScope:
                 title='Unauthorized',
                 description='Authentication is required.',
                 challenges=['Keystone uri="unknown"'])
-        is_admin = self.enforcer.enforce('context_is_admin', {}, ctx)
         url_project = params.pop('project_id', None)
         if url_project is None:
             # v1: documents of this user within the token's project
             if not ctx.project_id:
-                raise falcon.HTTPForbidden(
-                    title='Access Forbidden',
-                    description='The token is not scoped to a project.')
+                raise errors.forbidden(
+                    'The token is not scoped to a project.')
             scope = Scope(ctx.project_id, ctx.user_id)
         else:
             if not PROJECT_PATTERN.match(url_project):
@@ -55,11 +55,9 @@ class CallerScope:
                     title='Bad request format',
                     description='project_id must be letters, digits, "_" '
                                 'or "-"')
-            if url_project != ctx.project_id and not is_admin:
-                raise falcon.HTTPForbidden(
-                    title='Access Forbidden',
-                    description='You are not allowed to access this '
-                                'resource')
+            if url_project != ctx.project_id and not self.enforcer.enforce(
+                    'context_is_admin', {}, ctx):
+                raise errors.forbidden()
             scope = Scope(url_project)
         method = 'GET' if req.method == 'HEAD' else req.method
         rule = resource.policies.get(method)
@@ -67,13 +65,9 @@ class CallerScope:
             target = {'project_id': scope.project_id,
                       'user_id': ctx.user_id}
             if not self.enforcer.enforce(rule, target, ctx):
-                raise falcon.HTTPForbidden(
-                    title='Access Forbidden',
-                    description='You are not allowed to access this '
-                                'resource')
+                raise errors.forbidden()
         req.context.identity = ctx
-        req.context.is_admin = is_admin
         req.context.enforcer = self.enforcer
-        req.context.scope = scope
-        req.context.owner = Owner(scope.project_id, ctx.user_id,
-                                  ctx.user_name or '')
+        req.context.caller = Caller(scope, Owner(scope.project_id,
+                                                 ctx.user_id,
+                                                 ctx.user_name or ''))

@@ -1,4 +1,9 @@
-"""What every Falcon resource of the API shares."""
+"""The resources of the API, generic over the kind of document.
+
+Each noun module subclasses ``Collection`` and ``Item`` (Falcon's
+collection/item pair), naming its manager, its id field and the policy rule
+of each method. Responders only parse, call the core and render.
+"""
 
 import falcon
 
@@ -8,8 +13,8 @@ from freezer_api.api import request
 class Resource:
     """Base resource: holds the core services and request limits.
 
-    Subclasses declare ``policies``, the oslo.policy rule checked for each
-    HTTP method by ``middleware.CallerScope`` before the responder runs.
+    ``policies`` maps an HTTP method to the oslo.policy rule that
+    ``middleware.CallerScope`` checks before the responder runs.
     """
 
     policies: dict[str, str] = {}
@@ -23,18 +28,67 @@ class Resource:
     def body(self, req):
         return request.read_json(req, self.max_body)
 
-    @staticmethod
-    def render_document(resp, record):
-        """A single document, with its version (spec D7)."""
+
+class DocumentResource(Resource):
+    """A resource over one manager of ``services``."""
+
+    noun = ''       # the manager's name, also the list wrapper key
+    id_field = ''   # e.g. job_id
+
+    @property
+    def manager(self):
+        return getattr(self.services, self.noun)
+
+    def render_write(self, resp, record, status=falcon.HTTP_200):
+        resp.status = status
+        resp.media = {self.id_field: record.id, 'version': record.version}
+        resp.etag = f'"{record.version}"'
+
+
+class Collection(DocumentResource):
+    """``GET`` lists (search document as body), ``POST`` creates."""
+
+    def on_get(self, req, resp):
+        self.render_list(req, resp, req.context.caller)
+
+    def render_list(self, req, resp, caller):
+        records = self.manager.list(caller, self.body(req),
+                                    request.page(req))
+        resp.media = {self.noun: [record.doc for record in records]}
+
+    def on_post(self, req, resp):
+        doc_id = self.manager.create(req.context.caller, self.body(req))
+        resp.status = falcon.HTTP_201
+        resp.media = {self.id_field: doc_id}
+
+
+class Item(DocumentResource):
+    """``GET``, ``PATCH`` (deep merge) and ``DELETE`` one document."""
+
+    def on_get(self, req, resp, **ids):
+        record = self.manager.get(req.context.caller, self._id(ids))
         resp.media = {**record.doc, '_version': record.version}
         resp.etag = f'"{record.version}"'
 
-    @staticmethod
-    def render_list(resp, key, records):
-        resp.media = {key: [record.doc for record in records]}
+    def on_patch(self, req, resp, **ids):
+        record = self.manager.update(
+            req.context.caller, self._id(ids), self.body(req),
+            request.expected_version(req))
+        self.render_write(resp, record)
 
-    @staticmethod
-    def render_write(resp, id_field, record, status=falcon.HTTP_200):
-        resp.status = status
-        resp.media = {id_field: record.id, 'version': record.version}
-        resp.etag = f'"{record.version}"'
+    def on_delete(self, req, resp, **ids):
+        self.manager.delete(req.context.caller, self._id(ids))
+        resp.status = falcon.HTTP_204
+
+    def _id(self, ids):
+        return ids[self.id_field]
+
+
+class ReplaceableItem(Item):
+    """Adds ``POST`` on the item: create or replace with the given id."""
+
+    def on_post(self, req, resp, **ids):
+        record = self.manager.replace(
+            req.context.caller, self._id(ids), self.body(req),
+            request.expected_version(req))
+        self.render_write(resp, record, falcon.HTTP_201)

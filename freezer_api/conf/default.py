@@ -1,4 +1,4 @@
-"""[DEFAULT] options: where the service listens and which identity it trusts."""
+"""[DEFAULT] options: where the service listens, whom it trusts."""
 
 import os
 

@@ -8,5 +8,6 @@ def list_opts():
     for module in conf_pkg.CONF_MODULES:
         for group, opts in module.list_opts().items():
             groups.setdefault(group, []).extend(opts)
-    return sorted(groups.items(), key=lambda item: (item[0] != 'DEFAULT',
-                                                   item[0]))
+    # DEFAULT first, then the groups by name
+    return sorted(groups.items(),
+                  key=lambda item: (item[0] != 'DEFAULT', item[0]))

@@ -19,11 +19,12 @@ class ActionManager(base.Manager):
         return {**body, 'action_id': action_id, 'user_id': user_id,
                 'project_id': project_id}
 
-    def create(self, owner: base.Owner, body) -> str:
+    def create(self, caller: base.Caller, body) -> str:
         """Store an action; a given ``action_id`` is kept unless taken."""
         body = base.without(base.require_object(body), base.SERVER_FIELDS)
         schemas.validate('ACTION', body)
         action_id = body.get('action_id') or self.new_id()
+        owner = caller.owner
         doc = self._document(body, action_id, owner.project_id,
                              owner.user_id)
         try:
@@ -33,16 +34,17 @@ class ActionManager(base.Manager):
             raise Conflict(f'Action ID {action_id} is already in use')
         return action_id
 
-    def replace(self, owner: base.Owner, scope, action_id, body,
+    def replace(self, caller: base.Caller, action_id, body,
                 expected_version=None):
         """Create or fully replace the action ``action_id``."""
         base.check_id(action_id, 'action_id')
         body = base.without(base.require_object(body),
                             ('action_id',) + base.SERVER_FIELDS)
         schemas.validate('ACTION', body)
+        owner = caller.owner
 
         def change(txn):
-            record = txn.get(self.kind, action_id, scope)
+            record = txn.get(self.kind, action_id, caller.scope)
             if record is None:
                 if expected_version is not None:
                     raise PreconditionFailed(
@@ -61,21 +63,22 @@ class ActionManager(base.Manager):
         except storage_errors.Conflict:
             raise Conflict(f'Action ID {action_id} is already in use')
 
-    def update(self, scope, action_id, body, expected_version=None):
+    def update(self, caller, action_id, body, expected_version=None):
         """Deep-merge ``body`` into the action."""
         patch = base.without(base.require_object(body),
                              ACTION_IDS + base.SERVER_FIELDS)
         schemas.validate('ACTION_PATCH', patch)
 
         def change(txn):
-            record = self.load(txn, scope, action_id, expected_version)
+            record = self.load(txn, caller.scope, action_id,
+                               expected_version)
             doc = deep_merge(record.doc, patch)
             schemas.validate('ACTION', doc)
             return txn.update(record, doc)
 
         return self.storage.atomic(change)
 
-    def keep_job_actions(self, txn, owner: base.Owner, scope, job_actions):
+    def keep_job_actions(self, txn, caller: base.Caller, job_actions):
         """Store each job action as an action document (spec D11).
 
         Runs inside the job's transaction, after the job validated. Each
@@ -84,6 +87,7 @@ class ActionManager(base.Manager):
         it; one that names a different action, or an action the caller
         does not own, gets a new id, so nobody's document is overwritten.
         """
+        owner, scope = caller.owner, caller.scope
         kept = {}
         for entry in job_actions:
             content = base.without(entry, ACTION_IDS)

@@ -8,11 +8,12 @@ class BackupManager(base.Manager):
     kind = 'backups'
     not_found = 'No backup found with ID {}'
 
-    def create(self, owner: base.Owner, body) -> str:
+    def create(self, caller: base.Caller, body) -> str:
         """Store the metadata ``body`` as a new backup; return its id."""
         base.require_object(body, 'backup metadata')
         schemas.validate('BACKUP_METADATA', body)
         backup_id = self.new_id()
+        owner = caller.owner
         doc = {
             'backup_id': backup_id,
             'user_id': owner.user_id,
@@ -24,13 +25,14 @@ class BackupManager(base.Manager):
                             owner.user_id, self.created_at(), doc)
         return backup_id
 
-    def update(self, scope, backup_id, body, expected_version=None):
+    def update(self, caller, backup_id, body, expected_version=None):
         """Set the backup's ``status`` (the only mutable field)."""
         base.require_object(body)
         schemas.validate('BACKUP_PATCH', body)
 
         def change(txn):
-            record = self.load(txn, scope, backup_id, expected_version)
+            record = self.load(txn, caller.scope, backup_id,
+                               expected_version)
             return txn.update(record, {**record.doc, **body})
 
         return self.storage.atomic(change)

@@ -29,6 +29,15 @@ class Owner:
 
 
 @dataclasses.dataclass(frozen=True)
+class Caller:
+    """Whose request this is: the documents it reaches, and who owns what
+    it creates."""
+
+    scope: Scope
+    owner: Owner
+
+
+@dataclasses.dataclass(frozen=True)
 class Page:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
@@ -96,20 +105,20 @@ class Manager:
     def missing(self, doc_id):
         return NotFound(self.not_found.format(doc_id))
 
-    def get(self, scope, doc_id):
+    def get(self, caller, doc_id):
         try:
-            return self.storage.get(self.kind, doc_id, scope)
+            return self.storage.get(self.kind, doc_id, caller.scope)
         except storage_errors.NotFound:
             raise self.missing(doc_id)
 
-    def list(self, scope, search_doc, page: Page):
+    def list(self, caller, search_doc, page: Page):
         query = search.parse(search_doc, self.kind)
-        return self.storage.list(self.kind, scope, query, page.limit,
+        return self.storage.list(self.kind, caller.scope, query, page.limit,
                                  page.offset)
 
-    def delete(self, scope, doc_id):
+    def delete(self, caller, doc_id):
         try:
-            self.storage.delete(self.kind, doc_id, scope)
+            self.storage.delete(self.kind, doc_id, caller.scope)
         except storage_errors.NotFound:
             raise self.missing(doc_id)
 

@@ -20,7 +20,7 @@ class ClientManager(base.Manager):
     kind = 'clients'
     not_found = 'No client found with ID {}'
 
-    def create(self, owner: base.Owner, body) -> str:
+    def create(self, caller: base.Caller, body) -> str:
         """Register a client; its ``client_id`` is unique in the project."""
         info = base.without(_unwrap(base.require_object(body)),
                             base.SERVER_FIELDS)
@@ -31,6 +31,7 @@ class ClientManager(base.Manager):
             raise InvalidInput('is_central clients are not supported')
         info.setdefault('uuid', self.new_id())
         client_id = info['client_id']
+        owner = caller.owner
         doc = {'client': info, 'user_id': owner.user_id,
                'project_id': owner.project_id}
         try:
@@ -40,7 +41,7 @@ class ClientManager(base.Manager):
             raise Conflict(f'Client already registered with ID {client_id}')
         return client_id
 
-    def update(self, scope, client_id, body, expected_version=None):
+    def update(self, caller, client_id, body, expected_version=None):
         """Change hostname, description or the supported_* lists."""
         # NOTE: ids are ignored, not refused, as in every PATCH (spec D6).
         patch = base.without(_unwrap(base.require_object(body)),
@@ -48,7 +49,8 @@ class ClientManager(base.Manager):
         schemas.validate('CLIENT_PATCH', patch)
 
         def change(txn):
-            record = self.load(txn, scope, client_id, expected_version)
+            record = self.load(txn, caller.scope, client_id,
+                               expected_version)
             doc = dict(record.doc)
             doc['client'] = {**doc['client'], **patch}
             return txn.update(record, doc)

@@ -109,20 +109,21 @@ class JobManager(base.Manager):
         schedule.setdefault('time_started', -1)
         schedule.setdefault('time_ended', -1)
 
-    def _finish(self, txn, owner, scope, doc):
+    def _finish(self, txn, caller, doc):
         """Check the client and keep the job's actions."""
         client = txn.get('clients', doc['client_id'],
                          Scope(doc['project_id']))
         check_capabilities(client and client.doc, doc['client_id'],
                            doc['job_actions'])
-        self.actions.keep_job_actions(txn, owner, scope, doc['job_actions'])
+        self.actions.keep_job_actions(txn, caller, doc['job_actions'])
         return doc
 
-    def create(self, owner: base.Owner, scope, body) -> str:
+    def create(self, caller: base.Caller, body) -> str:
         body = prepare(body)
         body.setdefault('job_schedule', {})
         schemas.validate('JOB', body)
         job_id = self.new_id()
+        owner = caller.owner
         schedule = body['job_schedule']
         schedule.update(time_created=self.now(), time_started=-1,
                         time_ended=-1)
@@ -132,23 +133,24 @@ class JobManager(base.Manager):
 
         def write(txn):
             stored = copy.deepcopy(doc)
-            self._finish(txn, owner, scope, stored)
+            self._finish(txn, caller, stored)
             return txn.insert(self.kind, job_id, owner.project_id,
                               owner.user_id, self.created_at(), stored)
 
         self.storage.atomic(write)
         return job_id
 
-    def replace(self, owner: base.Owner, scope, job_id, body,
+    def replace(self, caller: base.Caller, job_id, body,
                 expected_version=None):
         """Create or fully replace the job ``job_id``."""
         base.check_id(job_id, 'job_id')
         body = prepare(body)
         body.setdefault('job_schedule', {})
         schemas.validate('JOB', body)
+        owner = caller.owner
 
         def write(txn):
-            record = txn.get(self.kind, job_id, scope)
+            record = txn.get(self.kind, job_id, caller.scope)
             doc = copy.deepcopy(body)
             if record is None:
                 if expected_version is not None:
@@ -158,7 +160,7 @@ class JobManager(base.Manager):
                        'job_id': job_id, 'session_id': '',
                        'user_id': owner.user_id,
                        'project_id': owner.project_id}
-                self._finish(txn, owner, scope, doc)
+                self._finish(txn, caller, doc)
                 return txn.insert(self.kind, job_id, owner.project_id,
                                   owner.user_id, self.created_at(), doc)
             base.check_version(record, expected_version)
@@ -169,7 +171,7 @@ class JobManager(base.Manager):
                                           old.get('session_tag', 0)),
                    'user_id': record.user_id,
                    'project_id': record.project_id}
-            self._finish(txn, owner, scope, doc)
+            self._finish(txn, caller, doc)
             return txn.update(record, doc)
 
         try:
@@ -177,31 +179,31 @@ class JobManager(base.Manager):
         except storage_errors.Conflict:
             raise Conflict(f'Job ID {job_id} is already in use')
 
-    def update(self, owner: base.Owner, scope, job_id, body,
+    def update(self, caller: base.Caller, job_id, body,
                expected_version=None):
         """Deep-merge ``body`` into the job (spec D6)."""
         patch = prepare(body)
         schemas.validate('JOB_PATCH', patch)
 
         def write(txn):
-            record = self.load(txn, scope, job_id, expected_version)
+            record = self.load(txn, caller.scope, job_id, expected_version)
             doc = deep_merge(record.doc, patch)
             schemas.validate('JOB', doc)
             if 'job_actions' in patch or 'client_id' in patch:
-                self._finish(txn, owner, scope, doc)
+                self._finish(txn, caller, doc)
             return txn.update(record, doc)
 
         return self.storage.atomic(write)
 
-    def delete(self, scope, job_id):
+    def delete(self, caller, job_id):
         """Delete the job and take it out of its session (spec D10)."""
 
         def write(txn):
-            record = self.load(txn, scope, job_id)
+            record = self.load(txn, caller.scope, job_id)
             session_id = record.doc.get('session_id')
             if session_id:
                 session = txn.get('sessions', session_id,
-                                  base.project_scope(scope))
+                                  base.project_scope(caller.scope))
                 if session is not None and job_id in session.doc.get(
                         'jobs', {}):
                     jobs = dict(session.doc['jobs'])
@@ -211,7 +213,7 @@ class JobManager(base.Manager):
 
         self.storage.atomic(write)
 
-    def event(self, scope, job_id, body) -> str:
+    def event(self, caller, job_id, body) -> str:
         """Request start, stop or abort; return the result text."""
         if not isinstance(body, dict) or not body:
             raise InvalidInput('Bad event request format: send an object '
@@ -221,7 +223,7 @@ class JobManager(base.Manager):
             apply_event({}, event)  # raises the explanatory error
 
         def write(txn):
-            record = self.load(txn, scope, job_id)
+            record = self.load(txn, caller.scope, job_id)
             doc, result = apply_event(record.doc, event)
             if doc is not None:
                 txn.update(record, doc)

@@ -163,10 +163,11 @@ class SessionManager(base.Manager):
         return base.without(base.require_object(body, 'session'),
                             SESSION_SERVER_FIELDS)
 
-    def create(self, owner: base.Owner, body) -> str:
+    def create(self, caller: base.Caller, body) -> str:
         body = self._body(body)
         schemas.validate('SESSION', body)
         session_id = self.new_id()
+        owner = caller.owner
         doc = {**NEW_SESSION_STATE, **body, 'jobs': {},
                'session_id': session_id, 'user_id': owner.user_id,
                'project_id': owner.project_id}
@@ -174,15 +175,16 @@ class SessionManager(base.Manager):
                             owner.user_id, self.created_at(), doc)
         return session_id
 
-    def replace(self, owner: base.Owner, scope, session_id, body,
+    def replace(self, caller: base.Caller, session_id, body,
                 expected_version=None):
         """Create or replace a session; its job membership is kept."""
         base.check_id(session_id, 'session_id')
         body = self._body(body)
         schemas.validate('SESSION', body)
+        owner = caller.owner
 
         def write(txn):
-            record = txn.get(self.kind, session_id, scope)
+            record = txn.get(self.kind, session_id, caller.scope)
             if record is None:
                 if expected_version is not None:
                     raise PreconditionFailed(
@@ -204,20 +206,22 @@ class SessionManager(base.Manager):
         except storage_errors.Conflict:
             raise Conflict(f'Session ID {session_id} is already in use')
 
-    def update(self, scope, session_id, body, expected_version=None):
+    def update(self, caller, session_id, body, expected_version=None):
         patch = self._body(body)
         schemas.validate('SESSION_PATCH', patch)
 
         def write(txn):
-            record = self.load(txn, scope, session_id, expected_version)
+            record = self.load(txn, caller.scope, session_id,
+                               expected_version)
             doc = deep_merge(record.doc, patch)
             schemas.validate('SESSION', doc)
             return txn.update(record, doc)
 
         return self.storage.atomic(write)
 
-    def delete(self, scope, session_id):
+    def delete(self, caller, session_id):
         """Delete the session and detach its jobs (spec D10)."""
+        scope = caller.scope
 
         def write(txn):
             record = self.load(txn, scope, session_id)
@@ -230,14 +234,14 @@ class SessionManager(base.Manager):
 
         self.storage.atomic(write)
 
-    def action(self, scope, session_id, body) -> dict:
+    def action(self, caller, session_id, body) -> dict:
         """Run a start or end request; return the response document."""
         action, job_id, tag, params = parse_action(body)
         rule = start if action == 'start' else end
         args = (tag,) if action == 'start' else (tag, params.get('result'))
 
         def write(txn):
-            record = self.load(txn, scope, session_id)
+            record = self.load(txn, caller.scope, session_id)
             doc, result, new_tag = rule(record.doc, job_id, *args,
                                         self.now())
             if doc is not None:
@@ -252,8 +256,9 @@ class SessionManager(base.Manager):
             raise NotFound(f'No job found with ID {job_id}')
         return job
 
-    def add_job(self, scope, session_id, job_id):
+    def add_job(self, caller, session_id, job_id):
         """Make the job a member; it inherits the session schedule."""
+        scope = caller.scope
 
         def write(txn):
             session = self.load(txn, scope, session_id)
@@ -287,8 +292,9 @@ class SessionManager(base.Manager):
 
         self.storage.atomic(write)
 
-    def remove_job(self, scope, session_id, job_id):
+    def remove_job(self, caller, session_id, job_id):
         """Take the job out of the session; it is asked to stop."""
+        scope = caller.scope
 
         def write(txn):
             session = self.load(txn, scope, session_id)

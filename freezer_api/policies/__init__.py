@@ -17,14 +17,17 @@ PATHS = {
 
 def _jobs():
     _, item = PATHS['jobs']
-    return base.crud_rules('jobs', PATHS['jobs'], replace_is_create=True, extra=[
+    extra = [
         base.rule('jobs:event:create', base.ADMIN_OR_PROJECT_MEMBER,
                   'Request start, stop or abort of a job.',
                   [('POST', item + '/event')]),
         base.rule('jobs:get_all_projects', base.ADMIN,
                   'List the jobs of every project (all_projects=true).',
                   [('GET', PATHS['jobs'][0] + '?all_projects=true')]),
-    ])
+    ]
+    # NOTE: POST /jobs/{job_id} (replace) is checked as jobs:create (§6.2).
+    return base.crud_rules('jobs', PATHS['jobs'], extra=extra,
+                           replace_is_create=True)
 
 
 def _actions():

@@ -36,11 +36,12 @@ def crud_rules(noun, paths, extra=(), replace_is_create=False):
         rule(f'{noun}:get', ADMIN_OR_PROJECT_READER,
              f'Show one {singular}.', [('GET', item)]),
     ]
+    create_operations = [('POST', collection)]
+    if replace_is_create:
+        create_operations.append(('POST', item))
     writes = [
         rule(f'{noun}:create', ADMIN_OR_PROJECT_MEMBER,
-             f'Create a {singular}.',
-             [('POST', collection)] + ([('POST', item)]
-                                      if replace_is_create else [])),
+             f'Create a {singular}.', create_operations),
         rule(f'{noun}:update', ADMIN_OR_PROJECT_MEMBER,
              f'Update part of a {singular}.', [('PATCH', item)]),
         rule(f'{noun}:delete', ADMIN_OR_PROJECT_MEMBER,

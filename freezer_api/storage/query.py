@@ -85,7 +85,8 @@ def canonical(value: Any) -> str:
     Integral floats collapse to integers so that ``1`` and ``1.0`` are equal,
     while booleans stay distinct from numbers.
     """
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+    if (isinstance(value, float) and math.isfinite(value)
+            and value.is_integer()):
         value = int(value)
     return json.dumps(value, ensure_ascii=False, separators=(',', ':'))
 

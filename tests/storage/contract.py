@@ -347,6 +347,24 @@ class StorageContract:
             driver.get('jobs', 'nope', ALL)
         assert_clean_message(info.value)
 
+    def test_nul_characters_are_stored_and_never_break_a_lookup(self,
+                                                                driver):
+        # NOTE: ids arrive from URLs; PostgreSQL refuses NUL in parameters.
+        doc = {'nul\x00key': 'a\x00b', 'list': ['\x00']}
+        record = add(driver, doc_id='n1', doc=doc)
+        assert driver.get('jobs', 'n1', ALL).doc == record.doc == doc
+        for scope in (ALL, Scope('p\x00'), Scope(P1, 'u\x00')):
+            with pytest.raises(errors.NotFound):
+                driver.get('jobs', 'n\x001', scope)
+        with pytest.raises(errors.NotFound):
+            driver.delete('jobs', '\x00', ALL)
+        assert driver.atomic(lambda txn: txn.get('jobs', '\x00', ALL)) is None
+        assert ids(list_all(driver, query=Query(text=('a',)))) == ['n1']
+        assert ids(list_all(driver, query=Query(text=('a\x00b',)))) == [
+            'n1']
+        assert ids(list_all(driver, query=Query(
+            match=(Term('nul\x00key', 'a\x00b'),)))) == ['n1']
+
     def test_unknown_kind_is_rejected(self, driver):
         with pytest.raises(ValueError):
             driver.get('nonsense', 'x', ALL)

@@ -452,6 +452,11 @@ class SQLAlchemyDriver(base.StorageDriver):
 
     def _select_one(self, kind, doc_id, scope):
         table = models.documents[kind]
+        if any('\x00' in value for value in (
+                doc_id, scope.project_id or '', scope.user_id or '')):
+            # NOTE: no stored id holds NUL, and PostgreSQL refuses it as a
+            # parameter: match nothing without sending it.
+            return sa.select(table).where(sa.false())
         stmt = sa.select(table).where(table.c.id == doc_id,
                                       *_scope_filter(table, scope))
         if kind in base.PROJECT_UNIQUE_KINDS and scope.project_id is None:
@@ -507,6 +512,8 @@ class SQLAlchemyDriver(base.StorageDriver):
                                             *term_cond(term)))
         for needle in query.text:
             needle = needle.lower()
+            # stored text holds NUL as U+FFFD (see models.text_form)
+            needle = needle.replace('\x00', '\ufffd')
             where = [idx.c.doc_pk == docs.c.pk]
             if needle:
                 where.append(idx.c.text.contains(needle, autoescape=True))

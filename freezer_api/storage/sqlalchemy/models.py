@@ -122,9 +122,20 @@ def index_form(name):
     start with ``#`` are digested too, so a stored name that looks like a
     digest is always one.
     """
-    if len(name) > INDEX_LENGTH or name.startswith('#'):
+    # NOTE: PostgreSQL text cannot hold NUL; a digest keeps such names exact.
+    if len(name) > INDEX_LENGTH or name.startswith('#') or '\x00' in name:
         return _digest(name)
     return name
+
+
+def text_form(value):
+    """Return the ``text`` column of a scalar (for ``_all`` searches).
+
+    NUL, which PostgreSQL text cannot hold, is stored as U+FFFD, and the
+    driver rewrites needles the same way.
+    """
+    text = q.text_of(value)
+    return None if text is None else text.replace('\x00', '\ufffd')
 
 
 def value_form(value):
@@ -167,6 +178,6 @@ def term_rows(doc_pk, doc):
             'key': index_form(leaf.key),
             'value': value,
             'num': _number(leaf.value),
-            'text': q.text_of(leaf.value),
+            'text': text_form(leaf.value),
         })
     return rows
