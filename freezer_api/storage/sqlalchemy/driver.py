@@ -88,6 +88,16 @@ def _classify(exc):
     orig = getattr(exc, 'orig', None)
     if getattr(exc, 'connection_invalidated', False):
         return _DISCONNECT
+    args = getattr(orig, 'args', None)
+    if args and isinstance(args[0], int):
+        # NOTE: MySQL drivers raise (error number, message). Look at the
+        # number first: PyMySQL 1.2+ also sets ``sqlstate``, which is too
+        # coarse there (a duplicate key is the generic 23000).
+        if args[0] in _MYSQL_RETRY:
+            return _RETRY
+        if args[0] in _MYSQL_DUPLICATE:
+            return _DUPLICATE
+        return _FAILED
     sqlstate = getattr(orig, 'sqlstate', None) or getattr(orig, 'pgcode', None)
     if sqlstate:
         if sqlstate in _PG_RETRY:
@@ -102,12 +112,6 @@ def _classify(exc):
         if code in _SQLITE_DUPLICATE:
             return _DUPLICATE
         return _FAILED
-    args = getattr(orig, 'args', None)
-    if args and isinstance(args[0], int):
-        if args[0] in _MYSQL_RETRY:
-            return _RETRY
-        if args[0] in _MYSQL_DUPLICATE:
-            return _DUPLICATE
     return _FAILED
 
 
@@ -311,14 +315,18 @@ class SQLAlchemyDriver(base.StorageDriver):
                 'the [database] connection option is not usable') from None
         dialect = self._engine.dialect
         self._update_returning = bool(dialect.update_returning)
+        self._read_engine = self._engine
+        self._write_options = {}
         if self._sqlite:
-            self._read_engine = self._engine
             self._write_options = {'freezer_sqlite_begin': 'IMMEDIATE'}
-        else:
+        elif self._backend == 'postgresql':
             # NOTE: a lone SELECT needs no transaction: skip BEGIN/ROLLBACK.
+            # Not on MySQL: there switching autocommit on and back costs
+            # three statements per checkout (instead of one ROLLBACK), and
+            # its failure on a dead connection escapes SQLAlchemy unwrapped,
+            # before the connection can be invalidated and replaced.
             self._read_engine = self._engine.execution_options(
                 isolation_level='AUTOCOMMIT')
-            self._write_options = {}
         self._pid = os.getpid()
 
     @property
@@ -724,24 +732,40 @@ class SQLAlchemyDriver(base.StorageDriver):
                     if self._write_options:
                         conn = conn.execution_options(**self._write_options)
                     locked = False
-                    with conn.begin():
-                        if self._backend == 'postgresql':
-                            conn.execute(
-                                sa.text('SELECT pg_advisory_xact_lock(:k)'),
-                                {'k': _PG_SCHEMA_LOCK})
-                        elif self._backend in ('mysql', 'mariadb'):
-                            conn.execute(sa.text('SELECT GET_LOCK(:n, 600)'),
-                                         {'n': _MYSQL_SCHEMA_LOCK})
-                            locked = True
-                        try:
+                    try:
+                        with conn.begin():
+                            if self._backend == 'postgresql':
+                                conn.execute(sa.text(
+                                    'SELECT pg_advisory_xact_lock(:k)'),
+                                    {'k': _PG_SCHEMA_LOCK})
+                            elif self._backend in ('mysql', 'mariadb'):
+                                locked = conn.execute(
+                                    sa.text('SELECT GET_LOCK(:n, 600)'),
+                                    {'n': _MYSQL_SCHEMA_LOCK}).scalar() == 1
+                                if not locked:
+                                    LOG.warning('Timed out waiting for the '
+                                                'schema lock while %s', what)
+                                    raise errors.Unavailable(_UNAVAILABLE)
                             yield conn
-                        finally:
-                            if locked:
-                                conn.execute(
-                                    sa.text('SELECT RELEASE_LOCK(:n)'),
-                                    {'n': _MYSQL_SCHEMA_LOCK})
+                    finally:
+                        # NOTE: a MySQL lock is not released by the end of
+                        # the transaction: release it only after the commit,
+                        # or the next holder would not see what was written
+                        # (such as alembic's version row).
+                        if locked:
+                            self._release_schema_lock(conn)
             except sa_exc.SQLAlchemyError as exc:
                 raise _unavailable(what, exc) from None
+
+    @staticmethod
+    def _release_schema_lock(conn):
+        try:
+            conn.execute(sa.text('SELECT RELEASE_LOCK(:n)'),
+                         {'n': _MYSQL_SCHEMA_LOCK})
+            conn.commit()
+        except sa_exc.SQLAlchemyError as exc:
+            # A lost connection has lost its locks with it.
+            LOG.warning('Error while releasing the schema lock: %s', exc)
 
     def upgrade_schema(self):
         from alembic import command
