@@ -16,7 +16,8 @@ from freezer_api import conf as conf_pkg
 from freezer_api.api import app as app_module
 from freezer_api.api import context
 
-pytest_plugins = ['tests.fixtures.postgresql', 'tests.fixtures.elasticsearch']
+pytest_plugins = ['tests.fixtures.postgresql', 'tests.fixtures.elasticsearch',
+                  'tests.fixtures.mariadb']
 
 
 class Clock:

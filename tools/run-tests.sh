@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the test dependencies and run the whole test suite.
 #
-# The storage tests start their own throwaway PostgreSQL cluster, so the
-# PostgreSQL server programs must be installed; as root this script installs
-# them from the distribution when they are missing. Extra arguments go to
-# pytest (e.g. tools/run-tests.sh tests/core -x).
+# The storage tests start their own throwaway PostgreSQL cluster, MariaDB
+# server and Elasticsearch node, so the PostgreSQL and MariaDB server
+# programs, Maven (which fetches Elasticsearch from Maven Central into
+# ~/.cache/freezer-api) and a JDK 17+ must be installed; as root this script
+# installs them from the distribution when they are missing. Extra arguments
+# go to pytest (e.g. tools/run-tests.sh tests/core -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,14 +14,63 @@ have_postgres() {
     command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 }
 
+have_mariadb() {
+    # the server (in sbin, not on every PATH) and the data directory setup
+    local PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/libexec"
+    { command -v mariadbd || command -v mysqld; } >/dev/null 2>&1 &&
+        { command -v mariadb-install-db || command -v mysql_install_db; } >/dev/null 2>&1
+}
+
+servers=()
 if [ -z "${FREEZER_TEST_POSTGRESQL_URL:-}" ] && ! have_postgres; then
+    servers+=(postgresql)
+fi
+if [ -z "${FREEZER_TEST_MARIADB_URL:-}" ] && ! have_mariadb; then
+    servers+=(mariadb-server)
+fi
+if [ "${#servers[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "Installing the PostgreSQL server for the storage tests..."
+        for server in "${servers[@]}"; do
+            case $server in
+                postgresql) echo "Installing the PostgreSQL server for the storage tests..." ;;
+                mariadb-server) echo "Installing the MariaDB server for the storage tests..." ;;
+            esac
+        done
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${servers[@]}" >/dev/null
     else
-        echo "The tests need the PostgreSQL server programs (initdb, pg_ctl):" >&2
-        echo "  sudo apt-get install postgresql   (or set FREEZER_TEST_POSTGRESQL_URL)" >&2
+        for server in "${servers[@]}"; do
+            case $server in
+                postgresql)
+                    echo "The tests need the PostgreSQL server programs (initdb, pg_ctl):" >&2
+                    echo "  sudo apt-get install postgresql   (or set FREEZER_TEST_POSTGRESQL_URL)" >&2
+                    ;;
+                mariadb-server)
+                    echo "The tests need the MariaDB server programs (mariadbd, mariadb-install-db):" >&2
+                    echo "  sudo apt-get install mariadb-server   (or set FREEZER_TEST_MARIADB_URL)" >&2
+                    ;;
+            esac
+        done
+        exit 1
+    fi
+fi
+
+have_jdk17() {
+    # a JDK whose release file says Java 17 or newer
+    grep -hsE '^JAVA_VERSION="(1[7-9]|[2-9][0-9])' /usr/lib/jvm/*/release \
+        "${ES_JAVA_HOME:-/nonexistent}/release" \
+        "${JAVA_HOME:-/nonexistent}/release" >/dev/null 2>&1
+}
+
+if [ -z "${FREEZER_TEST_ELASTICSEARCH_URL:-}" ] && \
+        { ! command -v mvn >/dev/null 2>&1 || ! have_jdk17; }; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing Maven and a JDK for the Elasticsearch tests..."
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven default-jdk-headless >/dev/null
+    else
+        echo "The tests need Maven and a JDK 17+ to fetch and run Elasticsearch:" >&2
+        echo "  sudo apt-get install maven default-jdk-headless   (or set FREEZER_TEST_ELASTICSEARCH_URL)" >&2
         exit 1
     fi
 fi

@@ -14,6 +14,7 @@ import sys
 
 from freezer_api import storage
 from freezer_api.cmd import common
+from freezer_api.storage.base import KINDS
 
 LOG = logging.getLogger(__name__)
 
@@ -24,11 +25,16 @@ class Declined(Exception):
     """The operator answered no."""
 
 
+class UsageError(Exception):
+    """An option makes no sense for this store."""
+
+
 def _add_options(parser, suppress):
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument('--config-file', action='append',
                         default=argparse.SUPPRESS if suppress else [],
-                        metavar='PATH', help='Configuration file (repeatable).')
+                        metavar='PATH',
+                        help='Configuration file (repeatable).')
     parser.add_argument('--config-dir', default=default, metavar='DIR',
                         help='Directory of *.conf files.')
     parser.add_argument('-y', '--yes', action='store_true',
@@ -38,8 +44,9 @@ def _add_options(parser, suppress):
                         default=argparse.SUPPRESS if suppress else False,
                         help='With sync: remove everything first.')
     parser.add_argument('-m', '--mapping', default=default, metavar='NAME',
-                        help='Elasticsearch only: act on one document '
-                             'type.')
+                        help='Elasticsearch only: sync, update or show the '
+                             'mapping of one kind of document (backups, '
+                             'clients, jobs, actions or sessions).')
     parser.add_argument('--debug', action='store_true',
                         default=argparse.SUPPRESS if suppress else False,
                         help='Log debugging output.')
@@ -74,19 +81,56 @@ def confirm(question, assume_yes):
         raise Declined()
 
 
-def run(action, driver, options, out):
-    if action in ('sync', 'update'):
-        if options.erase:
-            confirm('Erase every freezer document and table?', options.yes)
-            driver.drop_schema()
+def _kinds(options):
+    """Kinds named by ``-m/--mapping`` (elasticsearch only), or None."""
+    if options.mapping is None or options.driver_name != 'elasticsearch':
+        return None
+    if options.mapping not in KINDS:
+        raise UsageError(f'unknown mapping {options.mapping!r}: choose one '
+                         f'of {", ".join(KINDS)}')
+    return [options.mapping]
+
+
+def _describe(driver, kinds):
+    if kinds is None:
+        return driver.describe_schema()
+    return driver.describe_schema(kinds=kinds)
+
+
+def _sync(driver, options, out, assume_yes):
+    kinds = _kinds(options)
+    erased = False
+    if options.erase:
+        confirm('Erase every freezer document and table?', assume_yes)
+        driver.drop_schema()
+        erased = True
+    exists = getattr(driver, 'schema_exists', None)
+    if not erased and exists is not None and exists():
+        what = (f'the {options.mapping} mapping' if kinds
+                else 'the mappings')
+        confirm(f'The index exists: update {what}?', assume_yes)
+    if kinds is None:
         driver.upgrade_schema()
-        print('The store is up to date.', file=out)
+    else:
+        driver.upgrade_schema(kinds=kinds)
+    print('The store is up to date.', file=out)
+
+
+def run(action, driver, options, out):
+    if action == 'sync':
+        _sync(driver, options, out, options.yes)
+    elif action == 'update':
+        _sync(driver, options, out, True)
     elif action == 'remove':
+        exists = getattr(driver, 'schema_exists', None)
+        if exists is not None and not exists():
+            print('Nothing to remove: the index does not exist.', file=out)
+            return
         confirm('Remove every freezer document and table?', options.yes)
         driver.drop_schema()
         print('The store was removed.', file=out)
     elif action == 'show':
-        description = driver.describe_schema()
+        description = _describe(driver, _kinds(options))
         print(json.dumps(description, indent=2, sort_keys=True), file=out)
     elif action == 'update-settings':
         update = getattr(driver, 'update_settings', None)
@@ -123,6 +167,9 @@ def main(argv=None, out=sys.stdout):
     except Declined:
         print('Aborted: nothing was changed.', file=sys.stderr)
         return 1
+    except UsageError as ex:
+        print(f'freezer-manage: {ex}', file=sys.stderr)
+        return 2
     except Exception as ex:  # noqa: BLE001 - report any failure, exit 1
         LOG.debug('freezer-manage failed', exc_info=True)
         print(f'freezer-manage db {options.action} failed: '

@@ -9,13 +9,15 @@ from oslo_config import cfg
 from freezer_api.conf import api
 from freezer_api.conf import database
 from freezer_api.conf import default
+from freezer_api.conf import elasticsearch
 from freezer_api.conf import noauth
 from freezer_api.conf import paste_deploy
 from freezer_api.conf import storage
 
 CONF = cfg.CONF
 
-CONF_MODULES = (default, api, storage, database, noauth, paste_deploy)
+CONF_MODULES = (default, api, storage, database, elasticsearch, noauth,
+                paste_deploy)
 
 
 def configure(conf=None):

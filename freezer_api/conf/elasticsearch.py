@@ -1,0 +1,98 @@
+"""[elasticsearch] options of the Elasticsearch storage driver.
+
+Used only with ``[storage] driver = elasticsearch``.
+"""
+
+from oslo_config import cfg
+
+GROUP_NAME = 'elasticsearch'
+
+REFRESH_CHOICES = [
+    ('true', 'refresh the shards a write touched before answering: a list '
+             'right after a write shows it (read-your-writes), at the cost '
+             'of one refresh per request that writes'),
+    ('wait_for', 'answer once the next periodic refresh made the write '
+                 'visible: read-your-writes without forcing refreshes, but '
+                 'every write waits up to the index refresh interval '
+                 '(1 s by default)'),
+    ('false', 'do not wait: lists may miss a write for up to the refresh '
+              'interval; fastest, for bulk loads only'),
+]
+
+ALL_OPTS = [
+    cfg.ListOpt(
+        'hosts', default=['http://127.0.0.1:9200'],
+        help='Elasticsearch nodes to send requests to, as URLs '
+             '(http://host:9200 or https://host:9200); a bare host:port '
+             'uses https when use_ssl is set. List several nodes of one '
+             'cluster to survive the loss of one.'),
+    cfg.StrOpt(
+        'index', default='freezer',
+        regex=r'^[a-z0-9][a-z0-9_.-]*$',
+        help='Name under which the documents are kept (an alias of the '
+             'index freezer-manage creates, named <index>-v1). Change it '
+             'to run several freezer-api deployments on one cluster. '
+             'Lower case letters, digits, "_", "-" and "." only.'),
+    cfg.IntOpt(
+        'number_of_replicas', default=0, min=0,
+        help='Copies of each shard on other nodes. Keep 0 on a single-node '
+             'cluster (replicas could never be placed and the index would '
+             'stay yellow); use 1 or more on a cluster of several nodes. '
+             'Applied when the index is created and by "freezer-manage db '
+             'update-settings".'),
+    cfg.IntOpt(
+        'number_of_shards', default=1, min=1,
+        help='Primary shards of the index, fixed when it is created. One '
+             'is right for any freezer deployment; raise it only for '
+             'millions of backups spread over many data nodes.'),
+    cfg.FloatOpt(
+        'timeout', default=10.0, min=0.1,
+        help='Seconds to wait for one answer from Elasticsearch before '
+             'the request fails with 503. Raise it for a slow or busy '
+             'cluster.'),
+    cfg.IntOpt(
+        'retries', default=2, min=0,
+        help='Times a read that could not reach a node (connection '
+             'refused or reset, 429, 502, 503 or 504) is sent again, to the '
+             'next node when there are several. Raise it with the number '
+             'of hosts. Writes and timed-out requests are never sent twice, '
+             'since they may have been applied: they fail with 503.'),
+    cfg.IntOpt(
+        'conflict_retries', default=10, min=1,
+        help='Attempts for one atomic change that loses a race against a '
+             'concurrent writer (the document changed since it was read) '
+             'before the request fails with 409. Raise it when many '
+             'schedulers update the same session at once.'),
+    cfg.IntOpt(
+        'connections_per_node', default=10, min=1,
+        help='HTTP connections kept open to each node per API process. '
+             'Raise it with the number of threads serving requests.'),
+    cfg.BoolOpt(
+        'use_ssl', default=False,
+        help='Use https for hosts given without a scheme (host:port). '
+             'Hosts given as URLs keep their scheme.'),
+    cfg.BoolOpt(
+        'verify_certs', default=True,
+        help='Check the certificates of https nodes. Turn off only for a '
+             'test cluster with self-signed certificates.'),
+    cfg.StrOpt(
+        'ca_certs',
+        help='File of CA certificates (PEM) that signed the nodes\' '
+             'certificates, when they are not signed by a CA the system '
+             'trusts.'),
+    cfg.StrOpt(
+        'http_auth', secret=True,
+        help='"user:password" for HTTP basic authentication, when the '
+             'cluster has security enabled.'),
+    cfg.StrOpt(
+        'refresh', default='true', choices=REFRESH_CHOICES,
+        help='When a write becomes visible to lists and searches.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(ALL_OPTS, group=GROUP_NAME)
+
+
+def list_opts():
+    return {GROUP_NAME: ALL_OPTS}

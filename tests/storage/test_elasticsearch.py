@@ -1,0 +1,358 @@
+"""The storage contract on Elasticsearch (a real server, see
+tests/fixtures/elasticsearch.py), plus what is specific to that driver."""
+
+import json
+import socket
+import time
+
+import pytest
+import requests
+
+from freezer_api.storage import base
+from freezer_api.storage import errors
+from freezer_api.storage import query as q
+from freezer_api.storage.base import Scope
+from freezer_api.storage.elasticsearch import driver as es_driver
+from freezer_api.storage.elasticsearch import mappings
+from freezer_api.storage.query import Query
+from freezer_api.storage.query import Term
+from tests.fixtures import elasticsearch as es_fixture
+
+from . import contract
+
+pytestmark = pytest.mark.elasticsearch
+
+ES_DRIVER = 'freezer_api.storage.elasticsearch.driver:ElasticsearchDriver'
+ES_WORDS = ('elastic', 'urllib3', 'transport', 'index_not_found',
+            'exception', 'http://')
+
+# The contract names the options of the SQL driver; these are their
+# [elasticsearch] equivalents.
+OPTION_NAMES = {'max_retries': 'conflict_retries',
+                'max_pool_size': 'connections_per_node'}
+
+
+def _closed_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class ElasticsearchBackend:
+    """The contract's ``backend`` for the Elasticsearch driver: one index
+    on the test server, reached through a proxy that can cut connections."""
+
+    serialized_writers = False
+
+    def __init__(self, server, proxy, index):
+        self.server = server
+        self.proxy = proxy
+        self.index = index
+        self.unreachable_url = f'http://127.0.0.1:{_closed_port()}'
+
+    def _options(self, hosts, options):
+        values = {'hosts': hosts, 'index': self.index}
+        for name, value in options.items():
+            values[OPTION_NAMES.get(name, name)] = value
+        return {'elasticsearch': values}
+
+    def factory(self, **options):
+        return contract.DriverFactory(
+            ES_DRIVER, self._options([self.proxy.url], options))
+
+    def make_driver(self, **options):
+        return self.factory(**options)()
+
+    def unreachable_driver(self):
+        return contract.DriverFactory(ES_DRIVER, self._options(
+            [self.unreachable_url], {'retries': 0, 'timeout': 5}))()
+
+    def drop_connections(self):
+        self.proxy.drop_connections()
+
+    def reset(self):
+        """Empty the index (faster than a new one), or delete whatever
+        stands under its name when it is not ours."""
+        alias = requests.get(f'{self.server.url}/_alias/{self.index}',
+                             timeout=30)
+        if alias.status_code == 200:
+            es_fixture.IndexRef(self.server, self.index).empty()
+        else:
+            self.server.delete_index(self.index)
+
+
+@pytest.fixture(scope='module')
+def es_proxy(elasticsearch_server):
+    target = requests.utils.urlparse(elasticsearch_server.url)
+    proxy = es_fixture.TcpProxy(target.hostname, target.port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope='module')
+def es_index_name(elasticsearch_server):
+    name = elasticsearch_server.new_index_name()
+    yield name
+    elasticsearch_server.delete_index(name)
+
+
+class TestElasticsearch(contract.StorageContract):
+
+    @pytest.fixture
+    def backend(self, elasticsearch_server, es_proxy, es_index_name):
+        return ElasticsearchBackend(elasticsearch_server, es_proxy,
+                                    es_index_name)
+
+    # -- specific to this driver ---------------------------------------------
+
+    def test_not_embedded(self, driver):
+        assert driver.embedded is False
+
+    def test_describe_schema_shape(self, backend, driver):
+        described = driver.describe_schema()
+        assert described['exists'] is True
+        assert described['index'] == backend.index
+        (name, index), = described['indices'].items()
+        assert name == f'{backend.index}-v{mappings.SCHEMA_VERSION}'
+        properties = index['mappings']['properties']
+        for kind in base.KINDS:
+            assert kind in properties
+        assert properties['jobs']['properties']['job_id'][
+            'type'] == 'keyword'
+        assert properties['jobs']['properties']['job_schedule'][
+            'properties']['time_created']['type'] == 'long'
+        assert properties['backups']['properties']['backup_metadata'][
+            'properties']['encrypted']['type'] == 'boolean'
+        assert properties['clients']['properties']['client'][
+            'properties']['description']['type'] == 'text'
+        assert properties['project_id']['type'] == 'keyword'
+        assert properties['created_at']['type'] == 'long'
+        assert index['mappings']['dynamic'] == 'strict'
+        assert index['settings'] == {'number_of_shards': '1',
+                                     'number_of_replicas': '0'}
+        only_jobs = driver.describe_schema(kinds=['jobs'])
+        (index,), = [list(only_jobs['indices'].values())]
+        assert 'jobs' in index['mappings']['properties']
+        assert 'backups' not in index['mappings']['properties']
+        driver.drop_schema()
+        assert driver.describe_schema() == {
+            'driver': 'elasticsearch', 'index': backend.index,
+            'exists': False}
+
+    def test_index_option_is_honoured(self, backend, driver):
+        add = contract.add
+        add(driver, 'jobs', 'here')
+        other = backend.make_driver(index=backend.index + '-other')
+        try:
+            other.upgrade_schema()
+            assert contract.list_all(other, 'jobs', contract.ALL) == []
+            add(other, 'jobs', 'there')
+            assert contract.ids(contract.list_all(
+                driver, 'jobs', contract.ALL)) == ['here']
+        finally:
+            other.drop_schema()
+            other.close()
+
+    def test_missing_index_is_unavailable_never_auto_created(
+            self, backend, driver):
+        driver.drop_schema()
+        for call in (lambda: contract.add(driver),
+                     lambda: driver.get('jobs', 'x', contract.ALL),
+                     lambda: contract.list_all(driver),
+                     lambda: driver.atomic(lambda txn: txn.insert(
+                         'jobs', 'x', 'p', 'u', 1, {}))):
+            with pytest.raises(errors.Unavailable) as info:
+                call()
+            assert 'freezer-manage db sync' in str(info.value)
+        assert driver.describe_schema()['exists'] is False
+
+    def test_foreign_index_of_that_name_is_refused(self, backend, driver):
+        driver.drop_schema()
+        created = requests.put(f'{backend.server.url}/{backend.index}',
+                               json={}, timeout=30)
+        assert created.status_code == 200, created.text
+        with pytest.raises(errors.StorageError) as info:
+            driver.upgrade_schema()
+        assert 'did not create' in str(info.value)
+        driver.drop_schema()
+        driver.upgrade_schema()
+        assert contract.add(driver).version == 1
+
+    def test_update_settings(self, backend, driver):
+        other = backend.make_driver(number_of_replicas=1)
+        try:
+            other.update_settings()
+            (index,), = [list(driver.describe_schema()[
+                'indices'].values())]
+            assert index['settings']['number_of_replicas'] == '1'
+        finally:
+            driver.update_settings()
+            other.close()
+
+    def test_error_messages_name_no_backend(self, backend):
+        driver = backend.unreachable_driver()
+        try:
+            with pytest.raises(errors.Unavailable) as info:
+                driver.ping()
+            text = str(info.value).lower()
+            for word in ES_WORDS:
+                assert word not in text
+        finally:
+            driver.close()
+
+    def test_a_server_that_does_not_answer_is_unavailable(self, backend):
+        # A listening socket nobody accepts from: connections open, no
+        # answer ever comes.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hole:
+            hole.bind(('127.0.0.1', 0))
+            hole.listen(64)
+            url = f'http://127.0.0.1:{hole.getsockname()[1]}'
+            driver = contract.DriverFactory(ES_DRIVER, {'elasticsearch': {
+                'hosts': [url], 'index': backend.index, 'timeout': 0.5,
+                'retries': 1}})()
+            try:
+                for call in (driver.ping,
+                             lambda: driver.get('jobs', 'x', contract.ALL),
+                             lambda: contract.list_all(driver),
+                             lambda: contract.add(driver)):
+                    started = time.monotonic()
+                    with pytest.raises(errors.Unavailable) as info:
+                        call()
+                    assert time.monotonic() - started < 5
+                    contract.assert_clean_message(info.value, url)
+            finally:
+                driver.close()
+
+    def test_ids_of_any_length_and_characters(self, driver):
+        for doc_id in ('a/b', 'a%2Fb', 'ü' * 300, 'x' * 255, '..', '_all'):
+            record = contract.add(driver, 'clients', doc_id)
+            assert driver.get('clients', doc_id, Scope(contract.P1)) == \
+                record
+        assert len(contract.list_all(driver, 'clients')) == 6
+        assert es_driver.doc_key('clients', 'a/b', 'c') != \
+            es_driver.doc_key('clients', 'a', 'b/c')
+
+    def test_documents_mappings_could_not_hold(self, driver):
+        # Keys and types that a dynamic or typed mapping would refuse.
+        docs = [{'': 1, 'a.b': 2, '.': 3, 'a': {'b': 'x'}},
+                {'a': 'text'}, {'a': {'nested': True}}, {'a': [1, 'x']},
+                {'job_schedule': {'time_created': 'not a number'}},
+                {'job_actions': 'not a list'},
+                {'k' * 5000: 'v' * 100_000},
+                {'many': list(range(20_000))}]
+        for i, doc in enumerate(docs):
+            record = contract.add(driver, 'jobs', f'j{i}', doc=doc)
+            assert driver.get('jobs', record.id, contract.ALL).doc == doc
+        assert contract.ids(contract.list_all(driver, query=Query(
+            match=(Term('k' * 5000, 'v' * 100_000),)))) == ['j6']
+        assert contract.ids(contract.list_all(driver, query=Query(
+            text=('v' * 5000,)))) == ['j6']
+        assert contract.ids(contract.list_all(driver, query=Query(
+            match=(Term('many', 19_999),)))) == ['j7']
+
+    def test_deep_pages_use_search_after(self, driver, monkeypatch):
+        monkeypatch.setattr(es_driver, '_RESULT_WINDOW', 7)
+
+        def change(txn):
+            for i in range(30):
+                txn.insert('backups', f'b{i:02d}', contract.P1, contract.U1,
+                           100 - i % 4, {'i': i})
+        driver.atomic(change)
+        everything = driver.list('backups', Scope(contract.P1),
+                                 q.EMPTY_QUERY, 100, 0)
+        assert len(everything) == 30
+        for offset in (0, 3, 6, 7, 13, 25, 29, 30, 31):
+            for limit in (1, 5, 10):
+                page = driver.list('backups', Scope(contract.P1),
+                                   q.EMPTY_QUERY, limit, offset)
+                assert page == everything[offset:offset + limit], (
+                    offset, limit)
+
+    def test_refresh_cost(self, backend, driver):
+        """Not an assertion on speed: prints what read-your-writes costs."""
+        timings = {}
+        for policy in ('true', 'false'):
+            other = backend.make_driver(refresh=policy)
+            try:
+                start = time.perf_counter()
+                for _ in range(20):
+                    contract.add(other, 'backups')
+                timings[policy] = (time.perf_counter() - start) / 20
+            finally:
+                other.close()
+        print(f'\nES create with refresh=true: '
+              f'{timings["true"] * 1000:.1f} ms, without: '
+              f'{timings["false"] * 1000:.1f} ms')
+
+    def test_read_your_writes_across_drivers(self, backend, driver):
+        other = backend.make_driver()
+        try:
+            for i in range(10):
+                record = contract.add(driver, 'sessions', f's{i}',
+                                      doc={'mark': i})
+                assert other.list('sessions', Scope(contract.P1), Query(
+                    match=(Term('mark', i),)), 10, 0) == [record]
+
+                def change(txn, i=i):
+                    found = txn.get('sessions', f's{i}', contract.ALL)
+                    txn.update(found, {'mark': -i - 1})
+                    txn.insert('jobs', f'j{i}', contract.P1, contract.U1, i,
+                               {'mark': -i - 1})
+                driver.atomic(change)
+                assert len(other.list('sessions', contract.ALL, Query(
+                    match=(Term('mark', -i - 1),)), 10, 0)) == 1
+                assert len(other.list('jobs', contract.ALL, Query(
+                    match=(Term('mark', -i - 1),)), 10, 0)) == 1
+        finally:
+            other.close()
+
+    def test_losing_multi_document_change_undoes_its_writes(
+            self, backend, driver):
+        # Two documents: the change writes "a" first ("a" < "b"), then
+        # finds "b" changed behind its back: "a" must be put back.
+        contract.add(driver, 'sessions', 'a', doc={'n': 0})
+        contract.add(driver, 'sessions', 'b', doc={'n': 0})
+        other = backend.make_driver()
+        runs = []
+
+        def change(txn):
+            runs.append(1)
+            a = txn.get('sessions', 'a', contract.ALL)
+            b = txn.get('sessions', 'b', contract.ALL)
+            if len(runs) == 1:
+                other.atomic(contract.increment('sessions', 'b',
+                                                contract.ALL))
+            txn.update(a, {'n': a.doc['n'] + 10})
+            txn.update(b, {'n': b.doc['n'] + 10})
+
+        seen = []
+        original = es_driver.ElasticsearchDriver._undo
+
+        def spy(self, applied):
+            seen.append([key for key, _, _ in applied])
+            return original(self, applied)
+
+        es_driver.ElasticsearchDriver._undo = spy
+        try:
+            driver.atomic(change)
+        finally:
+            es_driver.ElasticsearchDriver._undo = original
+            other.close()
+        assert len(runs) == 2
+        assert seen == [[es_driver.doc_key('sessions', None, 'a')]]
+        a = driver.get('sessions', 'a', contract.ALL)
+        b = driver.get('sessions', 'b', contract.ALL)
+        assert a.doc == {'n': 10} and a.version == 2
+        assert b.doc == {'n': 11} and b.version == 3
+
+    def test_stored_source_is_the_document(self, backend, driver):
+        contract.add(driver, 'jobs', 'j', doc={'job_id': 'j', 'x': [1]})
+        key = es_driver.doc_key('jobs', None, 'j')
+        raw = requests.get(f'{backend.server.url}/{backend.index}/_doc/'
+                           f'{requests.utils.quote(key, safe="")}',
+                           timeout=30).json()
+        assert set(raw['_source']) == {'kind', 'key', 'id', 'project_id',
+                                       'user_id', 'version', 'created_at',
+                                       'doc'}
+        assert json.loads(json.dumps(raw['_source']['doc'])) == {
+            'job_id': 'j', 'x': [1]}
