@@ -70,7 +70,16 @@ def migrated_sqlite(tmp_path_factory):
 
 # The engines the HTTP suite runs on; every one must give the same answers.
 API_BACKENDS = os.environ.get('FREEZER_TEST_API_BACKENDS',
-                              'sqlite,postgresql').split(',')
+                              'sqlite,postgresql,elasticsearch').split(',')
+
+
+def pytest_generate_tests(metafunc):
+    # NOTE: a test module may narrow the engines with a BACKENDS tuple
+    # (tests/api/test_errors.py: bad input is refused before storage).
+    if 'storage_backend' in metafunc.fixturenames:
+        wanted = getattr(metafunc.module, 'BACKENDS', API_BACKENDS)
+        metafunc.parametrize('storage_backend',
+                             [b for b in API_BACKENDS if b in wanted])
 
 
 @pytest.fixture(scope='session')
@@ -100,21 +109,37 @@ def postgresql_suite_driver(postgresql_server, tmp_path_factory):
     postgresql_server.drop_database(url)
 
 
-@pytest.fixture(params=API_BACKENDS)
-def storage(request, conf, tmp_path):
+@pytest.fixture(scope='session')
+def elasticsearch_suite_driver(elasticsearch_server, tmp_path_factory):
+    """One driver on one index, emptied before each test."""
+    from freezer_api.storage.elasticsearch.driver import ElasticsearchDriver
+    from tests.fixtures.elasticsearch import IndexRef
+    index = IndexRef(elasticsearch_server,
+                     elasticsearch_server.new_index_name())
+    driver = ElasticsearchDriver(make_conf(tmp_path_factory.mktemp('es'),
+                                           **index.overrides))
+    driver.upgrade_schema()
+    yield driver, index.empty
+    driver.close()
+    index.delete()
+
+
+@pytest.fixture
+def storage(request, storage_backend, conf, tmp_path):
     from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
-    if request.param == 'sqlite':
+    if storage_backend == 'sqlite':
         template = request.getfixturevalue('migrated_sqlite')
         shutil.copyfile(template, tmp_path / 'freezer.sqlite')
         driver = SQLAlchemyDriver(conf)
         yield driver
         driver.close()
-    elif request.param == 'postgresql':
-        driver, empty = request.getfixturevalue('postgresql_suite_driver')
+    elif storage_backend in ('postgresql', 'elasticsearch'):
+        driver, empty = request.getfixturevalue(
+            f'{storage_backend}_suite_driver')
         empty()
         yield driver
     else:
-        raise ValueError(f'unknown test backend {request.param!r}')
+        raise ValueError(f'unknown test backend {storage_backend!r}')
 
 
 @pytest.fixture(scope='session')
