@@ -57,7 +57,8 @@ fi
 
 have_jdk17() {
     # a JDK whose release file says Java 17 or newer
-    grep -hsE '^JAVA_VERSION="(1[7-9]|[2-9][0-9])' /usr/lib/jvm/*/release \
+    # -q: without it grep exits 2 when one of the files is missing
+    grep -qsE '^JAVA_VERSION="(1[7-9]|[2-9][0-9])' /usr/lib/jvm/*/release \
         "${ES_JAVA_HOME:-/nonexistent}/release" \
         "${JAVA_HOME:-/nonexistent}/release" >/dev/null 2>&1
 }
