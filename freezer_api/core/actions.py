@@ -4,7 +4,6 @@ from freezer_api.core import base
 from freezer_api.core import schemas
 from freezer_api.core.errors import Conflict
 from freezer_api.core.errors import PreconditionFailed
-from freezer_api.core.merge import deep_merge
 from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
@@ -68,15 +67,8 @@ class ActionManager(base.Manager):
         patch = base.without(base.require_object(body),
                              ACTION_IDS + base.SERVER_FIELDS)
         schemas.validate('ACTION_PATCH', patch)
-
-        def change(txn):
-            record = self.load(txn, caller.scope, action_id,
-                               expected_version)
-            doc = deep_merge(record.doc, patch)
-            schemas.validate('ACTION', doc)
-            return txn.update(record, doc)
-
-        return self.storage.atomic(change)
+        return self.merge(caller, action_id, patch, 'ACTION',
+                          expected_version)
 
     def keep_job_actions(self, txn, caller: base.Caller, job_actions):
         """Store each job action as an action document (spec D11).

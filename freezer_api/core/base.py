@@ -4,10 +4,12 @@ import dataclasses
 import time
 import uuid
 
+from freezer_api.core import schemas
 from freezer_api.core import search
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import NotFound
 from freezer_api.core.errors import PreconditionFailed
+from freezer_api.core.merge import deep_merge
 from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
@@ -121,6 +123,23 @@ class Manager:
             self.storage.delete(self.kind, doc_id, caller.scope)
         except storage_errors.NotFound:
             raise self.missing(doc_id)
+
+    def merge(self, caller, doc_id, patch, schema_id, expected_version=None,
+              finish=None):
+        """Deep-merge ``patch`` into a document atomically (spec D6).
+
+        The merged document must satisfy ``schema_id``; ``finish(txn,
+        doc)`` may add work to the same transaction.
+        """
+        def write(txn):
+            record = self.load(txn, caller.scope, doc_id, expected_version)
+            doc = deep_merge(record.doc, patch)
+            schemas.validate(schema_id, doc)
+            if finish is not None:
+                finish(txn, doc)
+            return txn.update(record, doc)
+
+        return self.storage.atomic(write)
 
     def load(self, txn, scope, doc_id, expected_version=None):
         """Read a document inside a transaction, or raise NotFound."""

@@ -9,7 +9,6 @@ from freezer_api.core.errors import Conflict
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import PreconditionFailed
 from freezer_api.core.errors import Unprocessable
-from freezer_api.core.merge import deep_merge
 from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
@@ -185,15 +184,12 @@ class JobManager(base.Manager):
         patch = prepare(body)
         schemas.validate('JOB_PATCH', patch)
 
-        def write(txn):
-            record = self.load(txn, caller.scope, job_id, expected_version)
-            doc = deep_merge(record.doc, patch)
-            schemas.validate('JOB', doc)
+        def finish(txn, doc):
             if 'job_actions' in patch or 'client_id' in patch:
                 self._finish(txn, caller, doc)
-            return txn.update(record, doc)
 
-        return self.storage.atomic(write)
+        return self.merge(caller, job_id, patch, 'JOB', expected_version,
+                          finish)
 
     def delete(self, caller, job_id):
         """Delete the job and take it out of its session (spec D10)."""

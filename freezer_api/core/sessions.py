@@ -209,15 +209,8 @@ class SessionManager(base.Manager):
     def update(self, caller, session_id, body, expected_version=None):
         patch = self._body(body)
         schemas.validate('SESSION_PATCH', patch)
-
-        def write(txn):
-            record = self.load(txn, caller.scope, session_id,
-                               expected_version)
-            doc = deep_merge(record.doc, patch)
-            schemas.validate('SESSION', doc)
-            return txn.update(record, doc)
-
-        return self.storage.atomic(write)
+        return self.merge(caller, session_id, patch, 'SESSION',
+                          expected_version)
 
     def delete(self, caller, session_id):
         """Delete the session and detach its jobs (spec D10)."""

@@ -27,6 +27,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from freezer_api.storage import errors
 from freezer_api.storage.query import Query
 
 __all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
@@ -129,12 +130,18 @@ class StorageDriver(abc.ABC):
                created_at: int, doc: dict) -> Record:
         """Store a new document (as ``Transaction.insert``, on its own)."""
 
-    @abc.abstractmethod
     def delete(self, kind: str, doc_id: str, scope: Scope) -> None:
-        """Remove one document.
+        """Remove one document (a transaction of its own).
 
         :raises NotFound: absent or outside ``scope``.
         """
+        def change(txn):
+            record = txn.get(kind, doc_id, scope)
+            if record is None:
+                raise errors.NotFound(f'{kind} {doc_id!r} not found')
+            txn.delete(record)
+
+        self.atomic(change)
 
     @abc.abstractmethod
     def atomic(self, change: Callable[[Transaction], T]) -> T:

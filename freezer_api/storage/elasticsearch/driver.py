@@ -552,15 +552,6 @@ class ElasticsearchDriver(base.StorageDriver):
                     from None
         return record
 
-    def delete(self, kind, doc_id, scope):
-        def change(txn):
-            record = txn.get(kind, doc_id, scope)
-            if record is None:
-                raise errors.NotFound(f'{kind} {doc_id!r} not found')
-            txn.delete(record)
-
-        self._atomic(change)
-
     def atomic(self, change):
         return self._atomic(change)
 

@@ -582,15 +582,6 @@ class SQLAlchemyDriver(base.StorageDriver):
                                    created_at, doc),
             rerun_on_collision=False)
 
-    def delete(self, kind, doc_id, scope):
-        def change(txn):
-            record = txn.get(kind, doc_id, scope)
-            if record is None:
-                raise errors.NotFound(f'{kind} {doc_id!r} not found')
-            txn.delete(record)
-
-        self._atomic(change)
-
     def atomic(self, change):
         return self._atomic(change)
 
