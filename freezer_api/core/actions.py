@@ -3,7 +3,6 @@
 from freezer_api.core import base
 from freezer_api.core import schemas
 from freezer_api.core.errors import Conflict
-from freezer_api.core.errors import PreconditionFailed
 from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
@@ -41,26 +40,13 @@ class ActionManager(base.Manager):
                             ('action_id',) + base.SERVER_FIELDS)
         schemas.validate('ACTION', body)
         owner = caller.owner
-
-        def change(txn):
-            record = txn.get(self.kind, action_id, caller.scope)
-            if record is None:
-                if expected_version is not None:
-                    raise PreconditionFailed(
-                        f'Action {action_id} does not exist')
-                doc = self._document(body, action_id, owner.project_id,
-                                     owner.user_id)
-                return txn.insert(self.kind, action_id, owner.project_id,
-                                  owner.user_id, self.created_at(), doc)
-            base.check_version(record, expected_version)
-            doc = self._document(body, action_id, record.project_id,
-                                 record.user_id)
-            return txn.update(record, doc)
-
-        try:
-            return self.storage.atomic(change)
-        except storage_errors.Conflict:
-            raise Conflict(f'Action ID {action_id} is already in use')
+        return self.upsert(
+            caller, action_id,
+            lambda txn: self._document(body, action_id, owner.project_id,
+                                       owner.user_id),
+            lambda txn, record: self._document(
+                body, action_id, record.project_id, record.user_id),
+            expected_version)
 
     def update(self, caller, action_id, body, expected_version=None):
         """Deep-merge ``body`` into the action."""

@@ -6,6 +6,7 @@ import uuid
 
 from freezer_api.core import schemas
 from freezer_api.core import search
+from freezer_api.core.errors import Conflict
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import NotFound
 from freezer_api.core.errors import PreconditionFailed
@@ -140,6 +141,34 @@ class Manager:
             return txn.update(record, doc)
 
         return self.storage.atomic(write)
+
+    def upsert(self, caller, doc_id, new_doc, replacement,
+               expected_version=None):
+        """Create ``doc_id`` or replace it, atomically (POST on an item).
+
+        ``new_doc(txn)`` builds the document when none exists in the
+        caller's scope; ``replacement(txn, record)`` builds the one that
+        replaces ``record``. Both run inside the transaction.
+        """
+        noun = self.kind[:-1].capitalize()
+
+        def write(txn):
+            record = txn.get(self.kind, doc_id, caller.scope)
+            if record is None:
+                if expected_version is not None:
+                    raise PreconditionFailed(f'{noun} {doc_id} does not exist')
+                owner = caller.owner
+                return txn.insert(self.kind, doc_id, owner.project_id,
+                                  owner.user_id, self.created_at(),
+                                  new_doc(txn))
+            check_version(record, expected_version)
+            return txn.update(record, replacement(txn, record))
+
+        try:
+            return self.storage.atomic(write)
+        except storage_errors.Conflict:
+            # the id exists outside the caller's scope
+            raise Conflict(f'{noun} ID {doc_id} is already in use')
 
     def load(self, txn, scope, doc_id, expected_version=None):
         """Read a document inside a transaction, or raise NotFound."""

@@ -5,11 +5,8 @@ import copy
 from freezer_api.core import base
 from freezer_api.core import schemas
 from freezer_api.core.actions import ActionManager
-from freezer_api.core.errors import Conflict
 from freezer_api.core.errors import InvalidInput
-from freezer_api.core.errors import PreconditionFailed
 from freezer_api.core.errors import Unprocessable
-from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
 EVENTS = ('start', 'stop', 'abort')
@@ -148,35 +145,27 @@ class JobManager(base.Manager):
         schemas.validate('JOB', body)
         owner = caller.owner
 
-        def write(txn):
-            record = txn.get(self.kind, job_id, caller.scope)
+        def new_doc(txn):
             doc = copy.deepcopy(body)
-            if record is None:
-                if expected_version is not None:
-                    raise PreconditionFailed(f'Job {job_id} does not exist')
-                self._new_schedule(doc['job_schedule'])
-                doc = {'description': '', 'session_tag': 0, **doc,
-                       'job_id': job_id, 'session_id': '',
-                       'user_id': owner.user_id,
-                       'project_id': owner.project_id}
-                self._finish(txn, caller, doc)
-                return txn.insert(self.kind, job_id, owner.project_id,
-                                  owner.user_id, self.created_at(), doc)
-            base.check_version(record, expected_version)
+            self._new_schedule(doc['job_schedule'])
+            doc = {'description': '', 'session_tag': 0, **doc,
+                   'job_id': job_id, 'session_id': '',
+                   'user_id': owner.user_id, 'project_id': owner.project_id}
+            return self._finish(txn, caller, doc)
+
+        def replacement(txn, record):
             old = record.doc
-            doc = {'description': '', **doc, 'job_id': job_id,
+            doc = {'description': '', **copy.deepcopy(body),
+                   'job_id': job_id,
                    'session_id': old.get('session_id', ''),
-                   'session_tag': doc.get('session_tag',
-                                          old.get('session_tag', 0)),
+                   'session_tag': body.get('session_tag',
+                                           old.get('session_tag', 0)),
                    'user_id': record.user_id,
                    'project_id': record.project_id}
-            self._finish(txn, caller, doc)
-            return txn.update(record, doc)
+            return self._finish(txn, caller, doc)
 
-        try:
-            return self.storage.atomic(write)
-        except storage_errors.Conflict:
-            raise Conflict(f'Job ID {job_id} is already in use')
+        return self.upsert(caller, job_id, new_doc, replacement,
+                           expected_version)
 
     def update(self, caller: base.Caller, job_id, body,
                expected_version=None):

@@ -11,13 +11,10 @@ import datetime
 from freezer_api.core import base
 from freezer_api.core import jobs as jobs_rules
 from freezer_api.core import schemas
-from freezer_api.core.errors import Conflict
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import NotFound
-from freezer_api.core.errors import PreconditionFailed
 from freezer_api.core.errors import UnknownAction
 from freezer_api.core.merge import deep_merge
-from freezer_api.storage import errors as storage_errors
 
 ACTIONS = ('start', 'end')
 END_RESULTS = ('success', 'fail', 'aborted')
@@ -183,28 +180,19 @@ class SessionManager(base.Manager):
         schemas.validate('SESSION', body)
         owner = caller.owner
 
-        def write(txn):
-            record = txn.get(self.kind, session_id, caller.scope)
-            if record is None:
-                if expected_version is not None:
-                    raise PreconditionFailed(
-                        f'Session {session_id} does not exist')
-                doc = {**NEW_SESSION_STATE, **body, 'jobs': {},
-                       'session_id': session_id, 'user_id': owner.user_id,
-                       'project_id': owner.project_id}
-                return txn.insert(self.kind, session_id, owner.project_id,
-                                  owner.user_id, self.created_at(), doc)
-            base.check_version(record, expected_version)
-            doc = {**NEW_SESSION_STATE, **body,
-                   'jobs': record.doc.get('jobs', {}),
-                   'session_id': session_id, 'user_id': record.user_id,
-                   'project_id': record.project_id}
-            return txn.update(record, doc)
+        def new_doc(txn):
+            return {**NEW_SESSION_STATE, **body, 'jobs': {},
+                    'session_id': session_id, 'user_id': owner.user_id,
+                    'project_id': owner.project_id}
 
-        try:
-            return self.storage.atomic(write)
-        except storage_errors.Conflict:
-            raise Conflict(f'Session ID {session_id} is already in use')
+        def replacement(txn, record):
+            return {**NEW_SESSION_STATE, **body,
+                    'jobs': record.doc.get('jobs', {}),
+                    'session_id': session_id, 'user_id': record.user_id,
+                    'project_id': record.project_id}
+
+        return self.upsert(caller, session_id, new_doc, replacement,
+                           expected_version)
 
     def update(self, caller, session_id, body, expected_version=None):
         patch = self._body(body)
