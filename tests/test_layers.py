@@ -1,6 +1,7 @@
 """The layers import only downwards (DEVELOPERS guide, ANCHORS pattern 6).
 
-api -> core -> storage; cmd and bootstrap on top. Storage knows nothing of
+api -> core -> storage and identity;
+cmd and bootstrap on top. Storage knows nothing of
 HTTP or of the rules; the rules know nothing of HTTP.
 """
 
@@ -19,7 +20,10 @@ FORBIDDEN = {
     'core': ('freezer_api.api', 'freezer_api.cmd', 'freezer_api.bootstrap',
              'falcon', 'paste', 'freezer_api.storage.sqlalchemy',
              'freezer_api.storage.elasticsearch', 'sqlalchemy',
-             'elasticsearch'),
+             'elasticsearch', 'freezer_api.identity.trusts', 'keystoneauth1'),
+    'identity': ('freezer_api.core', 'freezer_api.api', 'freezer_api.cmd',
+                 'freezer_api.bootstrap', 'freezer_api.policies',
+                 'freezer_api.storage', 'falcon', 'paste'),
     'api': ('freezer_api.cmd', 'freezer_api.bootstrap',
             'freezer_api.storage.sqlalchemy',
             'freezer_api.storage.elasticsearch', 'sqlalchemy',

@@ -13,13 +13,14 @@ from freezer_api.core.service import Services
 
 
 def create_app(conf, storage, enforcer=None, clock=time.time,
-               new_id=base.new_hex_id):
+               new_id=base.new_hex_id, trusts=None):
     """Build the API over ``storage``; nothing else is read or started.
 
     The caller's identity must be put in the environ by one of the
-    middlewares of ``freezer_api.api.context``.
+    middlewares of ``freezer_api.api.context``. ``trusts`` (see
+    ``freezer_api.identity.trusts``) turns central schedulers on.
     """
-    services = Services(storage, clock=clock, new_id=new_id)
+    services = Services(storage, clock=clock, new_id=new_id, trusts=trusts)
     if enforcer is None:
         enforcer = policies.get_enforcer(conf)
     app = falcon.App(middleware=[middleware.RequireJSON(),

@@ -1,11 +1,23 @@
 """/clients: scheduler nodes registered by freezer-scheduler."""
 
+from freezer_api.api import errors
 from freezer_api.api import resource
+from freezer_api.core.clients import wants_central
 
 
 class ClientCollection(resource.Collection):
     noun, id_field = 'clients', 'client_id'
     policies = {'GET': 'clients:get_all', 'POST': 'clients:create'}
+
+    def on_post(self, req, resp):
+        body = self.body(req)
+        if wants_central(body):
+            target = {'project_id': req.context.caller.scope.project_id}
+            if not req.context.enforcer.enforce(
+                    'clients:create_central', target, req.context.identity):
+                raise errors.forbidden(
+                    'You are not allowed to register a central scheduler')
+        self.create(req, resp, body)
 
 
 class ClientItem(resource.Item):

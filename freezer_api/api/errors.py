@@ -30,6 +30,8 @@ MAPPING = (
      logging.INFO),
     (storage_errors.Unavailable, falcon.HTTP_503, 'Service Unavailable',
      logging.ERROR),
+    (core_errors.Unavailable, falcon.HTTP_503, 'Service Unavailable',
+     logging.ERROR),
 )
 
 FORBIDDEN = 'You are not allowed to access this resource'
@@ -53,6 +55,7 @@ def _handler(status, title, level):
             description = STORAGE_CONFLICT
         elif isinstance(ex, storage_errors.Unavailable):
             description = STORAGE_UNAVAILABLE
+        if status == falcon.HTTP_503:
             resp.set_header('Retry-After', '5')
         LOG.log(level, '%s %s: %s %s', req.method, req.path, status,
                 ex.message)

@@ -38,10 +38,10 @@ class CallerScope:
             return
         ctx = req.env.get(ENVIRON_KEY)
         if ctx is None or not ctx.user_id:
+            # NOTE: keystonemiddleware adds WWW-Authenticate to this 401.
             raise falcon.HTTPUnauthorized(
                 title='Unauthorized',
-                description='Authentication is required.',
-                challenges=['Keystone uri="unknown"'])
+                description='Authentication is required.')
         url_project = params.pop('project_id', None)
         if url_project is None:
             # v1: documents of this user within the token's project
@@ -70,4 +70,5 @@ class CallerScope:
         req.context.enforcer = self.enforcer
         req.context.caller = Caller(scope, Owner(scope.project_id,
                                                  ctx.user_id,
-                                                 ctx.user_name or ''))
+                                                 ctx.user_name or ''),
+                                    auth_token=ctx.auth_token)

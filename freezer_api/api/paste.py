@@ -8,6 +8,7 @@ the parsed configuration is handed over by ``use_conf`` (called by
 from freezer_api import storage
 from freezer_api.api import app
 from freezer_api.api import context
+from freezer_api.identity import trusts as identity_trusts
 
 _state = {}
 
@@ -25,12 +26,27 @@ def _conf():
 
 def app_factory(global_conf, **local_conf):
     conf = _conf()
-    return app.create_app(conf, storage.load_driver(conf))
+    trusts = None
+    if conf.centralized_scheduler.enabled:
+        if conf.auth_strategy != 'keystone':
+            raise RuntimeError('[centralized_scheduler] enabled = true '
+                               'needs auth_strategy = keystone')
+        trusts = identity_trusts.KeystoneTrusts(conf)
+    return app.create_app(conf, storage.load_driver(conf), trusts=trusts)
 
 
 def noauth_filter_factory(global_conf, **local_conf):
     conf = _conf()
     return lambda wrapped: context.NoAuthMiddleware(wrapped, conf)
+
+
+def authtoken_filter_factory(global_conf, **local_conf):
+    """keystonemiddleware's auth_token, reading ``[keystone_authtoken]``
+    from the service's own configuration object (not oslo's global one)."""
+    from keystonemiddleware import auth_token
+
+    settings = {**global_conf, **local_conf, 'oslo_config_config': _conf()}
+    return lambda wrapped: auth_token.AuthProtocol(wrapped, settings)
 
 
 def context_filter_factory(global_conf, **local_conf):

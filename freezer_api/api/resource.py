@@ -57,7 +57,10 @@ class Collection(DocumentResource):
         resp.media = {self.noun: [record.doc for record in records]}
 
     def on_post(self, req, resp):
-        doc_id = self.manager.create(req.context.caller, self.body(req))
+        self.create(req, resp, self.body(req))
+
+    def create(self, req, resp, body):
+        doc_id = self.manager.create(req.context.caller, body)
         resp.status = falcon.HTTP_201
         resp.media = {self.id_field: doc_id}
 

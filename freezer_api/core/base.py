@@ -38,6 +38,9 @@ class Caller:
 
     scope: Scope
     owner: Owner
+    # The caller's Keystone token, for work done on its behalf (trusts).
+    auth_token: str | None = dataclasses.field(default=None, repr=False,
+                                               compare=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 __all__ = ['FreezerError', 'InvalidInput', 'Forbidden', 'NotFound',
            'Conflict', 'PreconditionFailed', 'Unprocessable',
-           'UnknownAction']
+           'UnknownAction', 'Unavailable']
 
 
 class FreezerError(Exception):
@@ -39,3 +39,7 @@ class Unprocessable(FreezerError):
 
 class UnknownAction(FreezerError):
     """A session action other than start or end was requested."""
+
+
+class Unavailable(FreezerError):
+    """A service the rules depend on (Keystone, for trusts) is down."""

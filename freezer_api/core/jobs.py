@@ -5,8 +5,13 @@ import copy
 from freezer_api.core import base
 from freezer_api.core import schemas
 from freezer_api.core.actions import ActionManager
+from freezer_api.core.clients import ClientManager
+from freezer_api.core.clients import is_central
+from freezer_api.core.errors import Forbidden
 from freezer_api.core.errors import InvalidInput
+from freezer_api.core.errors import Unavailable
 from freezer_api.core.errors import Unprocessable
+from freezer_api.identity import errors as identity_errors
 from freezer_api.storage.base import Scope
 
 EVENTS = ('start', 'stop', 'abort')
@@ -14,7 +19,10 @@ EVENTS = ('start', 'stop', 'abort')
 # NOTE: session_id is maintained only by the session routes so that a job
 # and its session always point at each other; session_tag stays writable
 # because the scheduler reports the tag it adopted after a session start.
-JOB_SERVER_FIELDS = ('job_id', 'session_id') + base.SERVER_FIELDS
+# user_credentials (the trust of a job for a central scheduler) is made by
+# the server only: a trust id sent by a caller could be someone else's.
+JOB_SERVER_FIELDS = ('job_id', 'session_id',
+                     'user_credentials') + base.SERVER_FIELDS
 
 # freezer_action field -> client capability list that must contain it.
 CAPABILITIES = (('action', 'supported_actions'),
@@ -96,9 +104,14 @@ class JobManager(base.Manager):
     kind = 'jobs'
     not_found = 'No job found with ID {}'
 
-    def __init__(self, storage, actions: ActionManager, **kwargs):
+    def __init__(self, storage, actions: ActionManager,
+                 clients: ClientManager, trusts=None, **kwargs):
+        """``trusts``, when central scheduling is on, has
+        ``trust_id(token, user_id, project_id)`` (freezer_api.identity)."""
         super().__init__(storage, **kwargs)
         self.actions = actions
+        self.clients = clients
+        self.trusts = trusts
 
     def _new_schedule(self, schedule):
         schedule.setdefault('time_created', self.now())
@@ -106,13 +119,37 @@ class JobManager(base.Manager):
         schedule.setdefault('time_ended', -1)
 
     def _finish(self, txn, caller, doc):
-        """Check the client and keep the job's actions."""
+        """Check the client, keep the job's actions, attach a trust."""
         client = txn.get('clients', doc['client_id'],
                          Scope(doc['project_id']))
+        if client is None:
+            client = self.clients.find_central(doc['client_id'])
         check_capabilities(client and client.doc, doc['client_id'],
                            doc['job_actions'])
         self.actions.keep_job_actions(txn, caller, doc['job_actions'])
+        if is_central(client):
+            doc['user_credentials'] = {
+                'trust_id': self._trust_id(caller, doc['project_id'])}
+        else:
+            doc.pop('user_credentials', None)
         return doc
+
+    def _trust_id(self, caller, project_id):
+        """The trust the central scheduler runs this caller's jobs with.
+
+        NOTE: asked inside the write transaction; the trust source keeps
+        what it found, so retried transactions do not ask Keystone again.
+        """
+        if self.trusts is None:
+            raise Unprocessable('Central schedulers are not enabled on this '
+                                'service')
+        try:
+            return self.trusts.trust_id(caller.auth_token,
+                                        caller.owner.user_id, project_id)
+        except identity_errors.Unavailable as exc:
+            raise Unavailable(str(exc))
+        except identity_errors.Refused as exc:
+            raise Forbidden(str(exc))
 
     def create(self, caller: base.Caller, body) -> str:
         body = prepare(body)

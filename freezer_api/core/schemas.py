@@ -113,6 +113,9 @@ JOB_PROPERTIES = {
     'job_actions': {'type': 'array', 'items': JOB_ACTION},
     'user_id': _str,
     'project_id': _str,
+    # set by the server only (a trust for a central scheduler)
+    'user_credentials': {'type': 'object',
+                         'properties': {'trust_id': _str}},
 }
 
 JOB = {

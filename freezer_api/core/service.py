@@ -13,11 +13,17 @@ from freezer_api.core.sessions import SessionManager
 class Services:
     """Every manager, sharing one driver, clock and id factory."""
 
-    def __init__(self, storage, clock=time.time, new_id=base.new_hex_id):
+    def __init__(self, storage, clock=time.time, new_id=base.new_hex_id,
+                 trusts=None):
+        """``trusts`` (freezer_api.identity.trusts) enables central
+        schedulers; without it they are refused."""
         self.storage = storage
         kwargs = {'clock': clock, 'new_id': new_id}
         self.backups = BackupManager(storage, **kwargs)
-        self.clients = ClientManager(storage, **kwargs)
+        self.clients = ClientManager(storage,
+                                     central_enabled=trusts is not None,
+                                     **kwargs)
         self.actions = ActionManager(storage, **kwargs)
-        self.jobs = JobManager(storage, self.actions, **kwargs)
+        self.jobs = JobManager(storage, self.actions, self.clients,
+                               trusts=trusts, **kwargs)
         self.sessions = SessionManager(storage, **kwargs)

@@ -30,6 +30,16 @@ def _jobs():
                            replace_is_create=True)
 
 
+def _clients():
+    collection, _ = PATHS['clients']
+    return base.crud_rules('clients', PATHS['clients'], extra=[
+        base.rule('clients:create_central', base.ADMIN,
+                  'Register a central scheduler (is_central: true), whose '
+                  'jobs come from every project through Keystone trusts.',
+                  [('POST', collection)]),
+    ])
+
+
 def _actions():
     _, item = PATHS['actions']
     return base.crud_rules('actions', PATHS['actions'], extra=[
@@ -62,7 +72,7 @@ def list_rules():
     return list(itertools.chain(
         base.rules,
         base.crud_rules('backups', PATHS['backups']),
-        base.crud_rules('clients', PATHS['clients']),
+        _clients(),
         _jobs(),
         _actions(),
         _sessions(),
