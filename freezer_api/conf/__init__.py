@@ -28,6 +28,3 @@ def configure(conf=None):
     for module in CONF_MODULES:
         module.register_opts(conf)
     return conf
-
-
-configure(CONF)

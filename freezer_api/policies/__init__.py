@@ -2,6 +2,7 @@
 
 import itertools
 
+from oslo_config import cfg
 from oslo_policy import policy
 
 from freezer_api.policies import base
@@ -82,8 +83,9 @@ def list_rules():
 def get_enforcer(conf=None):
     """Build an enforcer with the rules registered (also an entry point)."""
     if conf is None:
-        from freezer_api import conf as conf_pkg
-        conf = conf_pkg.CONF
+        # NOTE: oslopolicy-policy-generator and oslopolicy-checker call
+        # this with no arguments and own oslo's global CONF.
+        conf = cfg.CONF
     enforcer = policy.Enforcer(conf)
     enforcer.register_defaults(list_rules())
     return enforcer
