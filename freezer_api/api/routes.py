@@ -9,6 +9,7 @@ from freezer_api.api import actions
 from freezer_api.api import backups
 from freezer_api.api import clients
 from freezer_api.api import jobs
+from freezer_api.api import openapi
 from freezer_api.api import sessions
 from freezer_api.api import versions
 
@@ -42,6 +43,7 @@ def resource_routes(services, conf):
 def add_routes(app, services, conf):
     app.add_route('/', versions.Versions(services, conf))
     app.add_route('/healthcheck', versions.Health(services, conf))
+    app.add_route(openapi.PATH, openapi.OpenAPIDocument(services, conf))
     mounted = []
     if conf.api.enable_v1_api:
         mounted.append(('/v1', V1_PREFIX))
