@@ -64,9 +64,9 @@ def _handler(status, title, level):
 
 
 def _unknown_action(req, resp, ex, params):
-    raise falcon.HTTPMethodNotAllowed(
-        ['GET', 'POST', 'HEAD', 'PATCH', 'DELETE'], title='Bad Method',
-        description=ex.message)
+    # NOTE: upstream's Allow listed every method; the route takes POST only.
+    raise falcon.HTTPMethodNotAllowed(['POST'], title='Bad Method',
+                                      description=ex.message)
 
 
 def _unexpected(req, resp, ex, params):

@@ -14,8 +14,12 @@ PROJECT_PATTERN = re.compile(r'^[\w-]{1,255}$')
 
 
 class RequireJSON:
-    def process_request(self, req, resp):
-        if not req.client_accepts_json:
+    """406 unless the caller accepts JSON or what the resource serves
+    (``media_type``: JSON home on /v1 and /v2, text on /healthcheck)."""
+
+    def process_resource(self, req, resp, resource, params):
+        media_type = getattr(resource, 'media_type', falcon.MEDIA_JSON)
+        if not (req.client_accepts_json or req.client_accepts(media_type)):
             raise falcon.HTTPNotAcceptable(
                 description='This API only answers in JSON '
                             '(application/json).')
@@ -48,7 +52,7 @@ class CallerScope:
             if not ctx.project_id:
                 raise errors.forbidden(
                     'The token is not scoped to a project.')
-            scope = Scope(ctx.project_id, ctx.user_id)
+            scope = Scope(ctx.project_id)
         else:
             if not PROJECT_PATTERN.match(url_project):
                 raise falcon.HTTPBadRequest(
@@ -59,8 +63,7 @@ class CallerScope:
                     'context_is_admin', {}, ctx):
                 raise errors.forbidden()
             scope = Scope(url_project)
-        method = 'GET' if req.method == 'HEAD' else req.method
-        rule = resource.policies.get(method)
+        rule = resource.policies.get(req.method)
         if rule is not None:
             target = {'project_id': scope.project_id,
                       'user_id': ctx.user_id}

@@ -1,6 +1,7 @@
 """Reading request bodies, paging and preconditions."""
 
 import json
+import re
 
 import falcon
 
@@ -10,6 +11,7 @@ from freezer_api.core.errors import InvalidInput
 # Deeper documents are refused: nothing legitimate nests this far, and the
 # rules walk documents recursively.
 MAX_DEPTH = 64
+_VERSION = re.compile(r'^[0-9]{1,18}$')
 _SUSPICIOUS = ('\\u0000', '\\ud8', '\\ud9', '\\uda', '\\udb', '\\udc',
                '\\udd', '\\ude', '\\udf', '\x00')
 
@@ -18,10 +20,18 @@ def _reject_constant(name):
     raise ValueError(f'{name} is not valid JSON')
 
 
+# Whole numbers written with a fraction or exponent (2.0, 1e3) up to this
+# size are read as integers: JSON has one number type, and integer fields
+# such as session_tag must compare equal however the client wrote them.
+_EXACT_INTEGER_LIMIT = 2 ** 53
+
+
 def _finite_float(text):
     value = float(text)
     if value in (float('inf'), float('-inf')):
         raise ValueError(f'the number {text[:40]} is out of range')
+    if value.is_integer() and abs(value) <= _EXACT_INTEGER_LIMIT:
+        return int(value)
     return value
 
 
@@ -131,6 +141,8 @@ def expected_version(req):
     if value.startswith('W/'):
         value = value[2:]
     value = value.strip('"')
-    if not value.isdigit():
+    # NOTE: str.isdigit() accepts digits int() refuses ('²') and int()
+    # refuses strings over 4300 digits: both were 500s.
+    if not _VERSION.match(value):
         raise InvalidInput('If-Match must be a document version number')
     return int(value)

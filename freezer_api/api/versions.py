@@ -38,6 +38,8 @@ class Versions(Resource):
 class HomeDocument(Resource):
     """``GET /v1`` and ``GET /v2``: JSON home of the version."""
 
+    media_type = JSON_HOME
+
     policies = {}
 
     def __init__(self, services, conf, prefix):
@@ -60,6 +62,7 @@ class Health(Resource):
     """``GET /healthcheck``: 200 OK while the store answers, else 503."""
 
     public = True
+    media_type = falcon.MEDIA_TEXT
 
     def on_get(self, req, resp):
         resp.content_type = falcon.MEDIA_TEXT
