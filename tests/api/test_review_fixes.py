@@ -42,3 +42,21 @@ def test_whole_numbers_are_integers_however_they_are_written(client):
     # a real fraction is still refused where an integer is required
     assert_error(api.post('sessions', json={'schedule': {},
                                             'session_tag': 2.5}), 400)
+
+
+def test_agent_metadata_with_empty_strings_for_unset_options(client):
+    # freezer-agent 19.0.0 posts "max_level": "" when no max level is set
+    api = Api(client, 'v2')
+    resp = api.post('backups', json={
+        'container': '/tmp/store', 'backup_name': 'b', 'hostname': 'h',
+        'max_level': '', 'always_level': '', 'encrypted': '',
+        'mode': '', 'level': 0})
+    assert resp.status_code == 201, resp.text
+    meta = api.doc('backups', resp.json['backup_id'])['backup_metadata']
+    assert meta['max_level'] is None and meta['encrypted'] is None
+    assert meta['always_level'] == '' and meta['mode'] == ''
+    assert meta['level'] == 0
+    # a wrong type is still refused
+    assert_error(api.post('backups', json={
+        'container': 'c', 'backup_name': 'b', 'hostname': 'h',
+        'max_level': 'five'}), 400)
