@@ -17,7 +17,8 @@ from freezer_api.api import app as app_module
 from freezer_api.api import context
 
 pytest_plugins = ['tests.fixtures.postgresql', 'tests.fixtures.elasticsearch',
-                  'tests.fixtures.mariadb', 'tests.fixtures.keystone']
+                  'tests.fixtures.mariadb', 'tests.fixtures.keystone',
+                  'tests.fixtures.openstack_clients']
 
 
 class Clock:
