@@ -7,6 +7,11 @@
 # ~/.cache/freezer-api) and a JDK 17+ must be installed; as root this script
 # installs them from the distribution when they are missing. Extra arguments
 # go to pytest (e.g. tools/run-tests.sh tests/core -x).
+#
+# The deployment tests (tests/deploy) run a private Apache httpd with
+# mod_wsgi, which they build from PyPI with apxs (apache2-dev) for a Python
+# whose headers are installed (python3-dev), and uwsgi over HTTPS, which pip
+# builds with SSL only when OpenSSL's headers are there (libssl-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +26,20 @@ have_mariadb() {
         { command -v mariadb-install-db || command -v mysql_install_db; } >/dev/null 2>&1
 }
 
+have_apache() {
+    # the server, and apxs to build mod_wsgi
+    local PATH="$PATH:/usr/sbin:/usr/local/sbin"
+    { command -v apache2 || command -v httpd; } >/dev/null 2>&1 &&
+        command -v apxs >/dev/null 2>&1
+}
+
+have_python_headers() {
+    # Python.h of the distribution's python3, which mod_wsgi is built for when
+    # Apache's unprivileged user cannot run the test interpreter
+    [ ! -x /usr/bin/python3 ] || /usr/bin/python3 -c 'import os, sys, sysconfig
+sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+}
+
 servers=()
 if [ -z "${FREEZER_TEST_POSTGRESQL_URL:-}" ] && ! have_postgres; then
     servers+=(postgresql)
@@ -28,12 +47,23 @@ fi
 if [ -z "${FREEZER_TEST_MARIADB_URL:-}" ] && ! have_mariadb; then
     servers+=(mariadb-server)
 fi
+if ! have_apache; then
+    servers+=(apache2 apache2-dev)
+fi
+if ! have_python_headers; then
+    servers+=(python3-dev)
+fi
+if [ ! -f /usr/include/openssl/ssl.h ]; then
+    servers+=(libssl-dev)
+fi
 if [ "${#servers[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         for server in "${servers[@]}"; do
             case $server in
                 postgresql) echo "Installing the PostgreSQL server for the storage tests..." ;;
                 mariadb-server) echo "Installing the MariaDB server for the storage tests..." ;;
+                apache2) echo "Installing Apache httpd for the deployment tests..." ;;
+                *-dev) echo "Installing $server to build mod_wsgi and uwsgi..." ;;
             esac
         done
         apt-get update -qq
@@ -48,6 +78,14 @@ if [ "${#servers[@]}" -gt 0 ]; then
                 mariadb-server)
                     echo "The tests need the MariaDB server programs (mariadbd, mariadb-install-db):" >&2
                     echo "  sudo apt-get install mariadb-server   (or set FREEZER_TEST_MARIADB_URL)" >&2
+                    ;;
+                apache2)
+                    echo "The deployment tests need Apache httpd and apxs:" >&2
+                    echo "  sudo apt-get install apache2 apache2-dev" >&2
+                    ;;
+                python3-dev|libssl-dev)
+                    echo "The deployment tests build mod_wsgi and uwsgi with $server:" >&2
+                    echo "  sudo apt-get install $server" >&2
                     ;;
             esac
         done
@@ -77,4 +115,11 @@ if [ -z "${FREEZER_TEST_ELASTICSEARCH_URL:-}" ] && \
 fi
 
 python -m pip install -q -e '.[test]'
+# A uWSGI wheel that pip built (and cached) before libssl-dev was there has
+# no HTTPS: build it again.
+uwsgi="$(dirname "$(python -c 'import sys; print(sys.executable)')")/uwsgi"
+if ! "$uwsgi" --help 2>/dev/null | grep -e '--https ' >/dev/null; then
+    echo "Rebuilding uWSGI with SSL support..."
+    python -m pip install -q --no-cache-dir --force-reinstall --no-deps uWSGI
+fi
 exec python -m pytest "$@"

@@ -16,7 +16,9 @@ CONFIG_DIR_ENV = 'FREEZER_API_CONFIG_DIR'
 
 
 def default_config_files():
-    files = list(cfg.find_config_files(project=PROJECT))
+    # NOTE: prog too, else oslo.config also reads "<argv[0]>.conf": under
+    # uwsgi or mod_wsgi ~/.freezer-api/uwsgi.conf, /etc/mod_wsgi.conf...
+    files = list(cfg.find_config_files(project=PROJECT, prog=PROJECT))
     files += [f for f in EXTRA_CONFIG_FILES
               if os.path.isfile(f) and f not in files]
     return files

@@ -1,0 +1,124 @@
+"""Helpers of the deployment tests: real servers in their own sessions.
+
+``run_service`` (function fixture) starts a command in a new session and
+stops it, and everything it forked, when the test ends, passed or failed.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+HEADERS = {'X-User-Id': 'alice', 'X-Project-Id': 'proj1'}
+
+
+class Service:
+    """A server process group; ``url`` is where it answers HTTP."""
+
+    def __init__(self, argv, url, log_path, env, **popen):
+        self.argv = argv
+        self.url = url
+        self.log_path = log_path
+        with open(log_path, 'ab') as log:
+            self.process = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, **popen)
+        self.pgid = self.process.pid
+
+    def log(self, tail=6000):
+        with open(self.log_path, 'rb') as handle:
+            return handle.read().decode(errors='replace')[-tail:]
+
+    def wait_ready(self, path='/', timeout=120, **kwargs):
+        """Wait until ``path`` answers at all (any status)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f'{self.argv[0]} exited with {self.process.returncode}:'
+                    f'\n{self.log()}')
+            try:
+                requests.get(self.url + path, timeout=30, **kwargs)
+                return self
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.2)
+        raise AssertionError(f'{self.argv[0]} did not answer on {self.url}:'
+                             f'\n{self.log()}')
+
+    def wait_for_log(self, text, count=1, timeout=120):
+        """Wait until ``text`` occurs ``count`` times in the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, 'rb') as handle:
+                if handle.read().decode(errors='replace').count(text) >= count:
+                    return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f'{text!r} x{count} not in the log:\n'
+                             f'{self.log()}')
+
+    def group_alive(self):
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        """Stop the leader with ``sig``; return its exit status.
+
+        Whatever is left of the process group afterwards is killed.
+        """
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.group_alive():
+            os.killpg(self.pgid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while self.group_alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if self.process.poll() is None:
+            self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def run_service():
+    started = []
+
+    def start(argv, url, log_path, env, **popen):
+        service = Service(argv, url, log_path, env, **popen)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def exercise(url, **kwargs):
+    """Versions, then a client created through v2 and listed through v1."""
+    versions = requests.get(url + '/', timeout=30, **kwargs)
+    assert versions.status_code == 300, versions.text
+    assert [v['id'] for v in versions.json()['versions']] == ['v2', 'v1']
+    health = requests.get(url + '/healthcheck', timeout=30, **kwargs)
+    assert health.status_code == 200, health.text
+    created = requests.post(url + '/v2/proj1/clients/', headers=HEADERS,
+                            json={'client_id': 'proj1_node1'}, timeout=30,
+                            **kwargs)
+    assert created.status_code == 201, created.text
+    listed = requests.get(url + '/v1/clients/', headers=HEADERS, timeout=30,
+                          **kwargs)
+    assert listed.status_code == 200, listed.text
+    assert [c['client']['client_id'] for c in listed.json()['clients']] == [
+        'proj1_node1']
+    return versions
