@@ -52,7 +52,7 @@ class CallerScope:
             if not ctx.project_id:
                 raise errors.forbidden(
                     'The token is not scoped to a project.')
-            scope = Scope(ctx.project_id)
+            scope = Scope(ctx.project_id, ctx.user_id)
         else:
             if not PROJECT_PATTERN.match(url_project):
                 raise falcon.HTTPBadRequest(
