@@ -22,7 +22,6 @@ them the test fails and says what is missing.
 """
 
 import configparser
-import fcntl
 import glob
 import hashlib
 import json
@@ -43,6 +42,7 @@ import requests
 
 from tests.deploy.conftest import HEADERS, REPO, exercise
 from tests.fixtures import servers
+from tests.fixtures import venvs
 
 SITE_TEMPLATE = os.path.join(REPO, 'etc', 'freezer',
                              'apache2-freezer-api.conf')
@@ -73,11 +73,6 @@ def _run(argv, **kwargs):
     return subprocess.run(argv, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
                           stdin=subprocess.DEVNULL, check=False, **kwargs)
-
-
-def _cache_root():
-    return os.environ.get('FREEZER_TEST_CACHE_DIR') or os.path.join(
-        os.path.expanduser('~'), '.cache', 'freezer-api')
 
 
 def _apxs():
@@ -169,39 +164,25 @@ def _base_virtualenv(python, version, apxs):
     requirements = [BUILD_REQUIREMENT, *_requirements()]
     wanted = '\n'.join([MOD_WSGI_REQUIREMENT, *requirements]) + '\n'
     key = hashlib.sha256(f'{python}|{version}|{apxs}'.encode()).hexdigest()
-    folder = os.path.join(_cache_root(), 'mod_wsgi', key[:16])
-    venv = os.path.join(folder, 'venv')
-    stamp = os.path.join(folder, 'installed')
-    os.makedirs(folder, exist_ok=True)
-    with open(folder + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(stamp) as handle:
-                if handle.read() == wanted:
-                    return venv
-        except OSError:
-            pass
-        shutil.rmtree(venv, ignore_errors=True)
-        if os.path.exists(stamp):
-            os.remove(stamp)
-        wheels = os.path.join(folder, 'wheels-' + re.sub(
-            r'[^\w.]+', '-', MOD_WSGI_REQUIREMENT))
+    folder = os.path.join(venvs.cache_root(), 'mod_wsgi', key[:16])
+    wheels = os.path.join(folder, 'wheels-' + re.sub(
+        r'[^\w.]+', '-', MOD_WSGI_REQUIREMENT))
+
+    def build(venv):
         if not glob.glob(os.path.join(wheels, '*.whl')):
             # NOTE: --no-cache-dir: pip's wheel cache does not tell two
             # CPython 3.x builds apart, and each links its own libpython.
             _pip(python, 'wheel', '--no-deps', '--no-cache-dir', '-w',
                  wheels, MOD_WSGI_REQUIREMENT, APXS=apxs)
-        proc = _run([python, '-m', 'venv', '--without-pip', venv])
-        if proc.returncode != 0:
-            _fail(f'Could not create a virtualenv with {python}:\n'
-                  f'{proc.stdout}')
+        venvs.run([python, '-m', 'venv', '--without-pip', venv],
+                  f'Could not create a virtualenv with {python}')
         wheel, = glob.glob(os.path.join(wheels, '*.whl'))
         _pip(os.path.join(venv, 'bin', 'python'), 'install', wheel,
              *requirements)
         _readable(venv)
-        with open(stamp, 'w') as handle:
-            handle.write(wanted)
-    return venv
+
+    return venvs.cached_virtualenv(os.path.join(folder, 'venv'), wanted,
+                                   build)
 
 
 def _readable(top):
