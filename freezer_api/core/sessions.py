@@ -7,6 +7,7 @@ starting the same run can never both bump the tag (spec D8).
 
 import copy
 import datetime
+import re
 
 from freezer_api.core import base
 from freezer_api.core import jobs as jobs_rules
@@ -127,7 +128,7 @@ def end(session: dict, job_id: str, tag: int, result: str, now: int):
 def _int_tag(value):
     if isinstance(value, bool):
         raise InvalidInput('current_tag must be an integer')
-    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
+    if isinstance(value, str) and re.fullmatch(r'\s*[0-9]{1,18}\s*', value):
         value = int(value)
     if not isinstance(value, int) or value < 0:
         raise InvalidInput('current_tag must be an integer of 0 or more')

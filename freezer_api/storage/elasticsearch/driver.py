@@ -586,7 +586,8 @@ class ElasticsearchDriver(base.StorageDriver):
     @staticmethod
     def _backoff(attempt):
         ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * (2 ** (attempt - 1)))
-        time.sleep(random.uniform(0, ceiling))
+        # jitter between retries, not a secret
+        time.sleep(random.uniform(0, ceiling))  # nosec B311
 
     def _attempt(self, change):
         txn = _Transaction(self)
