@@ -22,7 +22,7 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     """
     services = Services(storage, clock=clock, new_id=new_id, trusts=trusts)
     if enforcer is None:
-        enforcer = policies.get_enforcer(conf)
+        enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
     app = falcon.App(middleware=[middleware.RequireJSON(),
                                  middleware.CallerScope(enforcer)])
     app.req_options.strip_url_path_trailing_slash = True

@@ -6,7 +6,11 @@ index ``<kind>_terms`` (see ``models``), never by loading documents.
 Concurrency
     On SQLite every ``atomic`` change starts with ``BEGIN IMMEDIATE``, so
     writers, even in different processes, take turns on the file (waiting up
-    to ``[database] sqlite_busy_timeout``) and never lose a race. Server
+    to ``[database] sqlite_busy_timeout``) and never lose a race. Writers
+    queue on a lock file (``<database>.writer``) before they begin: SQLite's
+    own wait for a locked file polls with sleeps growing to 100 ms, during
+    which other writers keep taking the file, so under load a writer could
+    wait far longer than the others (see ``_WriterQueue``). Server
     databases use optimistic concurrency instead: updates and deletes are
     conditional on the version that was read, and a change that lost a race
     (or hit a deadlock or serialization failure) is rolled back and run again
@@ -25,6 +29,7 @@ import os
 import random
 import threading
 import time
+import weakref
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -158,6 +163,89 @@ def _check_kind(kind):
         raise ValueError(f'unknown kind of document: {kind!r}')
 
 
+class _WriterQueue:
+    """Writers to one SQLite file, in this process and the others, queue here.
+
+    PERF: a thread lock orders the writers of this process; an ``flock`` on
+    a lock file orders the processes. A waiting writer is woken as soon as
+    the lock is free, instead of sleeping in SQLite's busy handler. The
+    wait is bounded by ``sqlite_busy_timeout``, as SQLite's own is. Only
+    writers take part: readers never wait (WAL).
+    """
+
+    _POLL_FIRST = 0.0002
+    _POLL_MAX = 0.002
+    # Write transactions of this process between two WAL checkpoints.
+    CHECKPOINT_EVERY = 64
+
+    def __init__(self, path, timeout):
+        self._path = path
+        self._timeout = timeout
+        self._threads = threading.Lock()
+        self._handle = None
+        self._pid = None
+        self._writes = 0
+
+    def wrote(self):
+        """Count a write; true when a checkpoint is due."""
+        self._writes += 1
+        if self._writes >= self.CHECKPOINT_EVERY:
+            self._writes = 0
+            return True
+        return False
+
+    def _file(self):
+        # NOTE: an flock belongs to the open file description, which a
+        # forked child shares: every process opens its own.
+        pid = os.getpid()
+        if self._handle is None or self._pid != pid:
+            self.close()
+            self._handle = open(self._path, 'a+')
+            self._pid = pid
+            # NOTE: closed with the queue, also when nobody calls close().
+            self._closer = weakref.finalize(self, self._handle.close)
+        return self._handle
+
+    def close(self):
+        # NOTE: in a forked child this closes only the child's descriptor;
+        # the parent keeps its own, and its lock.
+        if self._handle is not None:
+            self._closer()
+            self._handle = None
+
+    @contextlib.contextmanager
+    def turn(self):
+        deadline = time.monotonic() + self._timeout
+        if not self._threads.acquire(timeout=self._timeout):
+            raise errors.Unavailable(_UNAVAILABLE)
+        try:
+            try:
+                handle = self._file()
+            except OSError as exc:
+                LOG.warning('Cannot open the SQLite writer lock %s: %s',
+                            self._path, exc)
+                yield
+                return
+            pause = self._POLL_FIRST
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        LOG.warning('SQLite database stayed locked for the '
+                                    'whole busy timeout')
+                        raise errors.Unavailable(_UNAVAILABLE) from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, self._POLL_MAX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 class _Transaction(base.Transaction):
     """One attempt of an ``atomic`` change, on one connection."""
 
@@ -171,6 +259,9 @@ class _Transaction(base.Transaction):
         # pk of every document read or written here, so that conditional
         # writes name the very row that was read.
         self._pks = {}
+        # (version, stored JSON text) of the same documents: an update
+        # rewrites only the index rows that changed (see _update_terms).
+        self._texts = {}
         # Set when a statement failed: the attempt cannot commit.
         self.doomed = None
 
@@ -212,7 +303,9 @@ class _Transaction(base.Transaction):
             row = self._conn.execute(stmt).first()
         if row is None:
             return None
-        self._pks[_record_key(kind, row.project_id, row.id)] = row.pk
+        key = _record_key(kind, row.project_id, row.id)
+        self._pks[key] = row.pk
+        self._texts[key] = (row.version, row.doc)
         return _as_record(kind, row)
 
     def insert(self, kind, doc_id, project_id, user_id, created_at, doc):
@@ -227,7 +320,9 @@ class _Transaction(base.Transaction):
                                           replace=False)
         if pk is None:
             raise _Collision(f'{kind} {doc_id!r} already exists')
-        self._pks[_record_key(kind, project_id, doc_id)] = pk
+        key = _record_key(kind, project_id, doc_id)
+        self._pks[key] = pk
+        self._texts[key] = (1, text)
         return base.Record(kind=kind, id=doc_id, project_id=project_id,
                            user_id=user_id, version=1, created_at=created_at,
                            doc=json.loads(text))
@@ -249,6 +344,12 @@ class _Transaction(base.Transaction):
         table = models.documents[record.kind]
         text = _dumps(doc)
         pk, where = self._target(record)
+        key = _record_key(record.kind, record.project_id, record.id)
+        stored = self._texts.get(key)
+        # NOTE: the text read from the row, not record.doc, which the
+        # caller may have changed in place.
+        old_text = (stored[1] if stored is not None
+                    and stored[0] == record.version else None)
         stmt = sa.update(table).where(*where).values(
             doc=text, version=record.version + 1)
         with self._guard('updating a document'):
@@ -262,13 +363,16 @@ class _Transaction(base.Transaction):
                         sa.select(table.c.pk).where(*_identity_filter(
                             table, record.kind, record.project_id,
                             record.id))).scalar_one()
-            if matched:
+            if matched and old_text is not None:
+                self._driver._update_terms(self._conn, record.kind, pk,
+                                           json.loads(old_text), doc)
+            elif matched:
                 self._driver._write_terms(self._conn, record.kind, pk, doc,
                                           replace=True)
         if not matched:
             raise self._lost_race()
-        self._pks[_record_key(record.kind, record.project_id,
-                              record.id)] = pk
+        self._pks[key] = pk
+        self._texts[key] = (record.version + 1, text)
         return dataclasses.replace(record, version=record.version + 1,
                                    doc=json.loads(text))
 
@@ -282,8 +386,9 @@ class _Transaction(base.Transaction):
                 sa.delete(table).where(*where)).rowcount == 1
         if not matched:
             raise self._lost_race()
-        self._pks.pop(_record_key(record.kind, record.project_id, record.id),
-                      None)
+        key = _record_key(record.kind, record.project_id, record.id)
+        self._pks.pop(key, None)
+        self._texts.pop(key, None)
 
 
 class SQLAlchemyDriver(base.StorageDriver):
@@ -304,6 +409,11 @@ class SQLAlchemyDriver(base.StorageDriver):
         # NOTE: one in-memory SQLite database is one connection; its users
         # must take turns.
         self._serial = threading.RLock() if self._memory else None
+        self._writers = None
+        if self._sqlite and not self._memory:
+            self._writers = _WriterQueue(
+                os.path.abspath(url.database) + '.writer',
+                db.sqlite_busy_timeout / 1000.0)
         try:
             self._engine = self._create_engine(url, db)
         except (sa_exc.ArgumentError, ImportError) as exc:
@@ -405,6 +515,9 @@ class SQLAlchemyDriver(base.StorageDriver):
                 if not memory:
                     cursor.execute('PRAGMA journal_mode = WAL')
                     cursor.execute('PRAGMA synchronous = NORMAL')
+                    # NOTE: checkpoints are run by _checkpoint, outside
+                    # of the writers' turns.
+                    cursor.execute('PRAGMA wal_autocheckpoint = 0')
             finally:
                 cursor.close()
 
@@ -428,6 +541,11 @@ class SQLAlchemyDriver(base.StorageDriver):
         else:
             with self._serial:
                 yield
+
+    def _writer_turn(self):
+        if self._writers is None:
+            return contextlib.nullcontext()
+        return self._writers.turn()
 
     def _read(self, what, work):
         """Return ``work(connection)``, for reads outside of any change.
@@ -501,6 +619,32 @@ class SQLAlchemyDriver(base.StorageDriver):
         rows = models.term_rows(pk, doc)
         if rows:
             conn.execute(sa.insert(table), rows)
+
+    def _update_terms(self, conn, kind, pk, old_doc, doc):
+        """Turn the index rows of ``old_doc`` into those of ``doc``.
+
+        PERF: a PATCH or a session action changes a few leaves of a
+        document; deleting and inserting only those rows spares the index
+        maintenance of all the others.
+        """
+        table = models.terms[kind]
+
+        def by_term(rows):
+            return {(r['path'], r['key'], r['value']): r for r in rows}
+
+        old = by_term(models.term_rows(pk, old_doc))
+        new = by_term(models.term_rows(pk, doc))
+        gone = [{'t_path': path, 't_key': key, 't_value': value}
+                for (path, key, value) in old if (path, key, value) not in new]
+        added = [row for term, row in new.items() if term not in old]
+        if gone:
+            conn.execute(sa.delete(table).where(
+                table.c.doc_pk == pk,
+                table.c.path == sa.bindparam('t_path'),
+                table.c.key == sa.bindparam('t_key'),
+                table.c.value == sa.bindparam('t_value')), gone)
+        if added:
+            conn.execute(sa.insert(table), added)
 
     def _query_filter(self, kind, query):
         docs = models.documents[kind]
@@ -627,7 +771,35 @@ class SQLAlchemyDriver(base.StorageDriver):
 
     def _attempt(self, change, lock_reads, reconnected):
         self._check_process()
-        with self._serialized():
+        try:
+            return self._attempt_in_turn(change, lock_reads, reconnected)
+        finally:
+            if self._writers is not None and self._writers.wrote():
+                self._checkpoint()
+
+    def _checkpoint(self):
+        """Copy the WAL back into the database file.
+
+        PERF: SQLite's automatic checkpoint runs inside the commit that
+        fills the WAL, while that writer holds the file: every writer
+        waited for its page copies and fsyncs. Here it runs after the
+        writer's turn, and a passive checkpoint never blocks writers.
+        """
+        try:
+            raw = self._engine.raw_connection()
+        except sa_exc.SQLAlchemyError as exc:
+            LOG.debug('No connection for a WAL checkpoint: %s', exc)
+            return
+        try:
+            # NOTE: outside any transaction (isolation_level is None).
+            raw.driver_connection.execute('PRAGMA wal_checkpoint(PASSIVE)')
+        except Exception as exc:  # sqlite3.Error, whatever the module
+            LOG.debug('WAL checkpoint failed: %s', exc)
+        finally:
+            raw.close()
+
+    def _attempt_in_turn(self, change, lock_reads, reconnected):
+        with self._serialized(), self._writer_turn():
             try:
                 conn = self._engine.connect()
             except sa_exc.DBAPIError as exc:
@@ -799,6 +971,8 @@ class SQLAlchemyDriver(base.StorageDriver):
 
     def close(self):
         self._engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
 
 
 @functools.lru_cache(maxsize=None)
