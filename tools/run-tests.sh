@@ -56,6 +56,10 @@ fi
 if [ ! -f /usr/include/openssl/ssl.h ]; then
     servers+=(libssl-dev)
 fi
+if ! command -v wrk >/dev/null 2>&1; then
+    # the load generator of bench/ (its smoke test runs in the suite)
+    servers+=(wrk)
+fi
 if [ "${#servers[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         for server in "${servers[@]}"; do
@@ -86,6 +90,10 @@ if [ "${#servers[@]}" -gt 0 ]; then
                 python3-dev|libssl-dev)
                     echo "The deployment tests build mod_wsgi and uwsgi with $server:" >&2
                     echo "  sudo apt-get install $server" >&2
+                    ;;
+                wrk)
+                    echo "The benchmark's smoke test needs wrk:" >&2
+                    echo "  sudo apt-get install wrk" >&2
                     ;;
             esac
         done

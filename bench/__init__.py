@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of freezer-api against upstream freezer-api."""

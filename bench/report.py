@@ -1,0 +1,139 @@
+"""Render the results of ``bench.run`` as reStructuredText tables."""
+
+UNITS = {'session_cycle': 'cycles/s'}
+
+
+def _table(header, rows):
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    rule = '  '.join('=' * w for w in widths)
+    lines = [rule, '  '.join(h.ljust(w) for h, w in zip(header, widths)),
+             rule]
+    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths))
+              for row in cells[1:]]
+    lines.append(rule)
+    return '\n'.join(lines)
+
+
+def _f(value, digits=1):
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def _ratio(a, b, digits=1):
+    if a is None or b in (None, 0):
+        return '-'
+    return f'{a / b:.{digits}f}x'
+
+
+def main_table(results, store):
+    summary = results['stores'][store]['summary']
+    reference = None
+    has_upstream = any(k.startswith('upstream/') for k in summary)
+    if not has_upstream and 'sqlite' in results['stores']:
+        reference = results['stores']['sqlite']['summary']
+    rows = []
+    scenarios = []
+    for key in summary:
+        scenario = key.split('/', 1)[1]
+        if scenario not in scenarios:
+            scenarios.append(scenario)
+    for scenario in scenarios:
+        ours = summary.get(f'ours/{scenario}')
+        other = (summary.get(f'upstream/{scenario}') if has_upstream else
+                 (reference or {}).get(f'ours/{scenario}'))
+        other = other or {}
+        rows.append([
+            scenario + (' (cycles)' if scenario == 'session_cycle' else ''),
+            _f(ours['rate']), _f(other.get('rate')),
+            _ratio(ours['rate'], other.get('rate')),
+            f"{_f(ours['p50_ms'], 2)} / {_f(ours['p99_ms'], 2)}",
+            f"{_f(other.get('p50_ms'), 2)} / {_f(other.get('p99_ms'), 2)}",
+            _ratio(ours['p99_ms'], other.get('p99_ms'), 2),
+            f"{_f(ours['cpu_ms'], 2)} / {_f(other.get('cpu_ms'), 2)}",
+            f"{_f(ours['rss_mib'], 0)} / {_f(other.get('rss_mib'), 0)}",
+            f"{ours['errors']} / {other.get('errors', '-')}",
+        ])
+    other_name = 'upstream' if has_upstream else 'ours on SQLite'
+    header = ['scenario', 'ours /s', f'{other_name} /s', 'ratio',
+              'ours p50/p99 ms', 'other p50/p99 ms', 'p99 ratio',
+              'CPU ms/req o/u', 'RSS MiB o/u', 'errors o/u']
+    return other_name, _table(header, rows)
+
+
+def scale_table(results):
+    rows = []
+    for store, levels in results.get('scale', {}).items():
+        sizes = sorted({int(k.split('/')[1]) for k in levels})
+        for side in ('ours', 'upstream'):
+            for scenario in ('poll', 'backup_search'):
+                p50s = []
+                for size in sizes:
+                    entry = levels.get(f'{side}/{size}')
+                    if entry is None:
+                        p50s.append(None)
+                    elif scenario in entry and 'p50_ms' in entry[scenario]:
+                        if entry[scenario]['rate']:
+                            p50s.append(entry[scenario]['p50_ms'])
+                        else:
+                            p50s.append('no answer in a run')
+                    elif scenario in entry:
+                        probe = entry[scenario]
+                        ok = [p['seconds'] * 1000 for p in probe
+                              if p['status'] == 200]
+                        p50s.append(min(ok) if ok else
+                                    f'{probe[0]["status"]}')
+                if all(v is None for v in p50s):
+                    continue
+                first, last = p50s[0], p50s[-1]
+                growth = (_ratio(last, first, 2)
+                          if isinstance(first, float)
+                          and isinstance(last, float) else '-')
+                rows.append([store, side, scenario] + [
+                    v if isinstance(v, str) else _f(v, 2) for v in p50s] +
+                    [growth])
+    if not rows:
+        return ''
+    sizes = sorted({int(k.split('/')[1]) for levels in
+                    results['scale'].values() for k in levels})
+    header = ['store', 'side', 'scenario'] + [
+        f'p50 ms @{n:,}' for n in sizes] + ['growth']
+    return _table(header, rows)
+
+
+def render(results):
+    machine = results['machine']
+    args = results['args']
+    out = [f"Run of {results['date']} on {machine['cpus']} CPUs "
+           f"({machine['cpu_model']}), Linux {machine['kernel']}, "
+           f"Python {machine['python']}; load average before "
+           f"{_f(machine['load_before'][0], 2)}, after "
+           f"{_f(machine.get('load_after', [None])[0], 2)}. "
+           f"uwsgi {args['processes']} processes x {args['threads']} "
+           f"threads per side, {args['connections']} connections, "
+           f"{args['rounds']} rounds of {args['duration']} s, medians.",
+           '']
+    for store in results['stores']:
+        other, table = main_table(results, store)
+        out += [f'{store} (ours vs {other}; latency p50/p99; CPU and RSS '
+                'ours/other):', '', table, '']
+    scale = scale_table(results)
+    if scale:
+        out += ['Scale: p50 of the poll and the backup search as the '
+                'project grows (upstream above its load limit: one '
+                'sequential request, or what stopped it):', '', scale, '']
+    contention = results.get('contention')
+    if contention:
+        rows = [[s, _f(r['rate']), r['errors']] for s, r in
+                contention.items() if s != 'mixed']
+        rows += [[f'mixed: {s}', r['requests'], r['errors']]
+                 for s, r in contention.get('mixed', {}).items()]
+        out += [f"Ours, one SQLite file, 4 processes, "
+                f"{args['contention_connections']} connections:", '',
+                _table(['scenario', 'rate /s (mixed: requests)', 'errors'],
+                       rows), '']
+    ceiling = results.get('ceiling')
+    if ceiling:
+        out += ['Generator ceiling (same wrk scripts against a do-nothing '
+                'WSGI app under the same uwsgi): ' + ', '.join(
+                    f'{k} {v:.0f}/s' for k, v in ceiling.items()), '']
+    return '\n'.join(out)

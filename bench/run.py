@@ -1,0 +1,362 @@
+"""Side-by-side benchmark of freezer-api and upstream freezer-api 18.0.0.
+
+    python -m bench                      # full run (see --help)
+    python -m bench --quick              # seconds: harness check only
+
+For each store, both servers are started alike (``bench.deploy``), filled
+with the same documents (``bench.data``), and loaded with wrk, scenario
+after scenario, the two servers taking turns within every round (the first
+one alternates between rounds), so that both see the same noise from the
+machine. Reported per scenario: the medians over the rounds of the rate,
+p50 and p99 latency, server CPU per request and worker RSS, the errors
+summed, and the ratio ours/upstream.
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench import data
+from bench import deploy
+from bench import load
+from bench import report
+from bench import scale
+
+SCENARIOS = ['poll', 'get_job', 'create_backup', 'patch_job',
+             'session_cycle', 'backup_search']
+SCALE_SCENARIOS = ['poll', 'backup_search']
+STORES = ['sqlite', 'postgresql', 'elasticsearch']
+# NOTE: upstream 18.0.0 cannot run on PostgreSQL: "freezer-manage db sync"
+# fails creating action_reports (column type BLOB, which PostgreSQL does not
+# have), yet exits 0, and every request then answers 500 (relation "clients"
+# does not exist). Its Elasticsearch driver is broken too. On those stores
+# ours is compared with ours on SQLite.
+UPSTREAM_STORES = ('sqlite',)
+
+
+def log(*args):
+    print(time.strftime('%H:%M:%S'), *args, file=sys.stderr, flush=True)
+
+
+def _port():
+    from tests.fixtures import servers
+    return servers.free_port()
+
+
+@contextlib.contextmanager
+def _store_servers(store, stack):
+    """Yield a factory: name -> store description for one side."""
+    if store == 'sqlite':
+        yield lambda workdir, name: {
+            'connection': f'sqlite:///{workdir}/{name}.sqlite'}
+    elif store == 'postgresql':
+        from tests.fixtures import postgresql
+        server = postgresql.start_server()
+        stack.callback(server.close)
+        yield lambda workdir, name: {
+            'connection': server.create_database(f'bench_{name}')}
+    elif store == 'elasticsearch':
+        from tests.fixtures import elasticsearch
+        server = elasticsearch.start_server()
+        stack.callback(server.close)
+        yield lambda workdir, name: {
+            'es_hosts': server.url,
+            'es_index': server.new_index_name(f'bench-{name}')}
+    else:
+        raise ValueError(store)
+
+
+def _median(rows, key):
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(rows):
+    return {
+        'rate': _median(rows, 'rate'),
+        'p50_ms': _median(rows, 'p50_ms'),
+        'p99_ms': _median(rows, 'p99_ms'),
+        'cpu_ms': _median(rows, 'cpu_ms'),
+        'rss_mib': _median(rows, 'rss_mib'),
+        'errors': sum(r['errors'] for r in rows),
+        'unsuccessful': sum(r.get('unsuccessful', 0) for r in rows),
+        'rounds': len(rows),
+    }
+
+
+def alternate(targets, scenarios, args, rounds, tag):
+    """Run every scenario on every target, in turns; return summaries."""
+    runs = {(t['side'], s): [] for t in targets for s in scenarios}
+    for rnd in range(rounds):
+        order = targets if rnd % 2 == 0 else list(reversed(targets))
+        for scenario in scenarios:
+            for target in order:
+                result = load.run(target['service'], target['lua'], scenario,
+                                  args.connections, args.duration,
+                                  timeout=args.timeout)
+                runs[(target['side'], scenario)].append(result)
+                log(f'{tag} round {rnd + 1} {target["side"]:8} '
+                    f'{scenario:14} {result["rate"]:8.1f}/s '
+                    f'p50 {result["p50_ms"]:7.2f} ms '
+                    f'p99 {result["p99_ms"]:8.2f} ms '
+                    f'cpu {result["cpu_ms"] or 0:6.2f} ms '
+                    f'err {result["errors"]} '
+                    f'unsucc {result["unsuccessful"]}')
+    return ({f'{side}/{scenario}': summarize(rows)
+             for (side, scenario), rows in runs.items()},
+            {f'{side}/{scenario}': rows
+             for (side, scenario), rows in runs.items()})
+
+
+def start_side(side, workdir, store_of, processes, threads, venv):
+    name = f'{side}'
+    store = store_of(workdir, name)
+    port = _port()
+    if side == 'ours':
+        service = deploy.start_ours(workdir, port, store, processes,
+                                    threads, name=name)
+    else:
+        service = deploy.start_upstream(workdir, port, store['connection'],
+                                        processes, threads, name=name,
+                                        venv=venv)
+    return service, store
+
+
+def bench_store(store, args, results, venv):
+    with contextlib.ExitStack() as stack:
+        workdir = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix=f'freezer-bench-{store}-'))
+        store_of = stack.enter_context(_store_servers(store, stack))
+        sides = ['ours']
+        if store in UPSTREAM_STORES and not args.ours_only:
+            sides.append('upstream')
+        targets = []
+        for side in sides:
+            service, where = start_side(side, workdir, store_of,
+                                        args.processes, args.threads, venv)
+            stack.callback(service.stop)
+            log(f'{store}: {side} on {service.url}, filling')
+            started = time.monotonic()
+            ids = data.fill(service.url, small=args.quick)
+            log(f'{store}: {side} filled in {time.monotonic() - started:.0f}s')
+            lua = data.write_lua(os.path.join(workdir, f'{side}.lua'), ids,
+                                 args.connections)
+            targets.append({'side': side, 'service': service, 'lua': lua,
+                            'store': where, 'ids': ids})
+        # Warm-up: every code path once on every worker, not measured.
+        for target in targets if args.warmup else ():
+            for scenario in SCENARIOS:
+                load.run(target['service'], target['lua'], scenario,
+                         args.connections, args.warmup, timeout=args.timeout)
+        summary, runs = alternate(targets, SCENARIOS, args, args.rounds,
+                                  store)
+        results['stores'][store] = {'summary': summary, 'runs': runs}
+        if args.scale:
+            try:
+                results['scale'][store] = scale_levels(store, targets, args)
+            except Exception as exc:  # keep what was measured so far
+                log(f'{store}: scale runs failed: {exc!r}')
+                results.setdefault('failures', {})[f'scale/{store}'] = repr(
+                    exc)
+
+
+def scale_levels(store, targets, args):
+    """Grow the store level by level; run the poll and the backup search."""
+    out = {}
+    for level in args.scale:
+        for target in targets:
+            started = time.monotonic()
+            added = scale.grow(store, target['side'], target['store'],
+                               level)
+            if added:
+                log(f'{store} {target["side"]}: +{added} jobs and backups '
+                    f'to {level} in {time.monotonic() - started:.0f}s')
+        live = []
+        for target in targets:
+            if target['side'] == 'upstream' and level > args.upstream_max:
+                probe = scale.probe_upstream(target['service'],
+                                             target['ids'],
+                                             args.upstream_probe_timeout)
+                out[f'upstream/{level}'] = probe
+                log(f'{store} upstream at {level}: probe {probe}')
+                continue
+            live.append(target)
+        summary, _ = alternate(live, SCALE_SCENARIOS, args,
+                               args.scale_rounds, f'{store}@{level}')
+        for key, value in summary.items():
+            side, scenario = key.split('/')
+            out.setdefault(f'{side}/{level}', {})[scenario] = value
+    return out
+
+
+def contention(args, results):
+    """Ours on one SQLite file, 4 processes, 64 connections, all at once."""
+    with tempfile.TemporaryDirectory(prefix='freezer-bench-c64-') as workdir:
+        service = deploy.start_ours(
+            workdir, _port(), {'connection': f'sqlite:///{workdir}/c.sqlite'},
+            processes=4, threads=args.threads, name='ours-c64')
+        try:
+            ids = data.fill(service.url, small=args.quick)
+            conns = args.contention_connections
+            lua = data.write_lua(os.path.join(workdir, 'c.lua'), ids, conns)
+            out = {}
+            for scenario in SCENARIOS:
+                out[scenario] = load.run(service, lua, scenario, conns,
+                                         args.duration, timeout=args.timeout)
+                log(f'c64 {scenario}: {out[scenario]["rate"]:.1f}/s '
+                    f'errors {out[scenario]["errors"]}')
+            # All write scenarios at the same time, a quarter of the
+            # connections each.
+            quarter = max(1, conns // 4)
+            lua_q = data.write_lua(os.path.join(workdir, 'q.lua'), ids,
+                                   quarter)
+            mixed = ['poll', 'patch_job', 'create_backup', 'session_cycle']
+            argvs = [[load.wrk_binary(), '-t', str(quarter), '-c',
+                      str(quarter), '-d', f'{args.duration}s', '--timeout',
+                      f'{args.timeout}s', '-s', load.LUA, service.url, '--',
+                      lua_q, scenario] for scenario in mixed]
+            procs = [subprocess.Popen(a, stdout=subprocess.PIPE, text=True)
+                     for a in argvs]
+            mixed_out = {}
+            for scenario, proc in zip(mixed, procs):
+                stdout, _ = proc.communicate(timeout=args.duration +
+                                             args.timeout + 60)
+                line = next(ln for ln in stdout.splitlines()
+                            if ln.startswith('BENCH '))
+                raw = json.loads(line[6:])
+                mixed_out[scenario] = {
+                    'requests': raw['requests'],
+                    'errors': (raw['connect_errors'] + raw['read_errors'] +
+                               raw['write_errors'] + raw['timeouts'] +
+                               raw['status_errors'])}
+            out['mixed'] = mixed_out
+            log(f'c64 mixed: {mixed_out}')
+            results['contention'] = out
+        finally:
+            service.stop()
+
+
+def ceiling(args, results):
+    """wrk with the same Lua scripts against a do-nothing WSGI app under
+    the same uwsgi: what the generator and uwsgi can do at most."""
+    with tempfile.TemporaryDirectory(prefix='freezer-bench-null-') as workdir:
+        service = deploy.start_null(workdir, _port(), args.processes,
+                                    args.threads)
+        try:
+            ids = {'clients': ['c'], 'jobs': ['j'], 'patch_jobs': ['j'],
+                   'sessions': [['s', 'j']] * args.connections,
+                   'backup_names': ['b']}
+            lua = data.write_lua(os.path.join(workdir, 'n.lua'), ids,
+                                 args.connections)
+            out = {}
+            for scenario in ('poll', 'create_backup'):
+                out[scenario] = load.run(service, lua, scenario,
+                                         args.connections,
+                                         min(args.duration, 5))['rate']
+            results['ceiling'] = out
+            log(f'ceiling (null app): {out}')
+        finally:
+            service.stop()
+
+
+def machine():
+    try:
+        model = next(ln.split(':', 1)[1].strip()
+                     for ln in open('/proc/cpuinfo')
+                     if ln.startswith('model name'))
+    except (OSError, StopIteration):
+        model = platform.processor()
+    return {'cpus': os.cpu_count(), 'cpu_model': model,
+            'kernel': platform.release(),
+            'python': platform.python_version(),
+            'load_before': os.getloadavg()}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog='python -m bench',
+                                     description=__doc__.split('\n')[0])
+    parser.add_argument('--stores', default=','.join(STORES))
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--duration', type=int, default=10,
+                        help='seconds of load per run')
+    parser.add_argument('--connections', type=int, default=8)
+    parser.add_argument('--processes', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--timeout', type=int, default=30,
+                        help='wrk per-request timeout, seconds')
+    parser.add_argument('--scale', default='1000,100000,1000000',
+                        help='store sizes for the scale runs ("" = none)')
+    parser.add_argument('--scale-stores', default='sqlite,postgresql,'
+                        'elasticsearch')
+    parser.add_argument('--scale-rounds', type=int, default=3)
+    parser.add_argument('--upstream-max', type=int, default=1000,
+                        help='above this size, upstream only gets a few '
+                        'sequential requests (its search reads every row)')
+    parser.add_argument('--upstream-probe-timeout', type=int, default=180)
+    parser.add_argument('--contention-connections', type=int, default=64)
+    parser.add_argument('--no-contention', action='store_true')
+    parser.add_argument('--ours-only', action='store_true')
+    parser.add_argument('--quick', action='store_true',
+                        help='1 round of 2 s, SQLite, a tenth of the data, '
+                        'no scale: checks the harness, measures nothing')
+    parser.add_argument('--output', default=os.path.join(deploy.HERE,
+                                                         'results'))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration = 1, 2
+        args.stores, args.scale = 'sqlite', ''
+        args.scale_rounds = 1
+        args.contention_connections = 16
+        args.warmup = 0
+    args.warmup = getattr(args, 'warmup', 1)
+    args.stores = [s for s in args.stores.split(',') if s]
+    args.scale_stores = [s for s in args.scale_stores.split(',') if s]
+    args.scale = [int(n) for n in args.scale.split(',') if n]
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    load.wrk_binary()
+    venv = None if args.ours_only else deploy.upstream_venv(log)
+    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
+               'machine': machine(), 'args': {
+                   k: v for k, v in vars(args).items()},
+               'stores': {}, 'scale': {}}
+    ceiling(args, results)
+    for store in args.stores:
+        saved = args.scale
+        if store not in args.scale_stores:
+            args.scale = []
+        try:
+            bench_store(store, args, results, venv)
+        except Exception as exc:  # report the other stores all the same
+            log(f'{store}: failed: {exc!r}')
+            results.setdefault('failures', {})[store] = repr(exc)
+        args.scale = saved
+    if not args.no_contention:
+        contention(args, results)
+    results['machine']['load_after'] = os.getloadavg()
+    os.makedirs(args.output, exist_ok=True)
+    name = 'quick' if args.quick else 'latest'
+    with open(os.path.join(args.output, f'{name}.json'), 'w') as handle:
+        json.dump(results, handle, indent=1, default=str)
+    text = report.render(results)
+    for what, failure in results.get('failures', {}).items():
+        text += f'\nFAILED {what}: {failure}\n'
+    with open(os.path.join(args.output, f'{name}.rst'), 'w') as handle:
+        handle.write(text)
+    print(text)
+    return results
+
+
+if __name__ == '__main__':
+    main()
