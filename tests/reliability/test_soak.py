@@ -56,6 +56,7 @@ def test_soak(soak_cluster, figures):
     for key, value in checked.items():
         figures.add(f'checked {key}', value)
     assert not transport.server_errors, transport.server_errors[:5]
+    assert transport.cut == 0, "answers cut off with no process killed"
     assert transport.unanswered == 0
     assert 'Traceback' not in soak_cluster.logs()
     # the load really was concurrent and mixed
