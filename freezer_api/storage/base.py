@@ -24,14 +24,17 @@ Versions
 
 import abc
 import dataclasses
+import random
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from freezer_api.storage import errors
 from freezer_api.storage.query import Query
 
+
 __all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
-           'Record', 'Transaction', 'StorageDriver']
+           'Record', 'Transaction', 'StorageDriver', 'backoff']
 
 KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions')
 
@@ -187,3 +190,11 @@ class StorageDriver(abc.ABC):
 
     def close(self) -> None:
         """Release connections. The driver is unusable afterwards."""
+
+
+def backoff(attempt: int, base: float, cap: float) -> None:
+    """Sleep before re-running a change that lost a race: a random part of
+    ``base`` doubled per attempt, at most ``cap`` seconds (full jitter)."""
+    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    # jitter between retries, not a secret
+    time.sleep(random.uniform(0, ceiling))  # nosec B311

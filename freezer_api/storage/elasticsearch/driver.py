@@ -45,9 +45,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-import random
 import threading
-import time
 import urllib.parse
 
 import elastic_transport
@@ -574,7 +572,7 @@ class ElasticsearchDriver(base.StorageDriver):
                         'the change kept conflicting with concurrent '
                         'writers; try again') from None
                 contended = True
-                self._backoff(attempt)
+                base.backoff(attempt, _BACKOFF_BASE, _BACKOFF_CAP)
             except _Collision:
                 # NOTE: the id may have been taken by a writer that raced
                 # with this change; run it once more so that it sees the
@@ -582,12 +580,6 @@ class ElasticsearchDriver(base.StorageDriver):
                 if collided or attempt >= self._max_retries:
                     raise
                 collided = True
-
-    @staticmethod
-    def _backoff(attempt):
-        ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * (2 ** (attempt - 1)))
-        # jitter between retries, not a secret
-        time.sleep(random.uniform(0, ceiling))  # nosec B311
 
     def _attempt(self, change):
         txn = _Transaction(self)

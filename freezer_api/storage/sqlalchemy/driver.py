@@ -26,7 +26,6 @@ import functools
 import json
 import logging
 import os
-import random
 import threading
 import time
 import weakref
@@ -754,7 +753,7 @@ class SQLAlchemyDriver(base.StorageDriver):
                 # so that they queue behind the current writer instead of
                 # losing again and again.
                 contended = self._optimistic
-                self._backoff(attempt)
+                base.backoff(attempt, _BACKOFF_BASE, _BACKOFF_CAP)
             except _Collision:
                 # NOTE: the id may have been taken by a writer that raced
                 # with this change; run it once more so that it sees the
@@ -763,11 +762,6 @@ class SQLAlchemyDriver(base.StorageDriver):
                         or attempt >= self._max_retries):
                     raise
                 collided = True
-
-    def _backoff(self, attempt):
-        ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * (2 ** (attempt - 1)))
-        # jitter between retries, not a secret
-        time.sleep(random.uniform(0, ceiling))  # nosec B311
 
     def _attempt(self, change, lock_reads, reconnected):
         self._check_process()
