@@ -1,6 +1,5 @@
 """/clients: scheduler nodes registered by freezer-scheduler."""
 
-from freezer_api.api import errors
 from freezer_api.api import resource
 from freezer_api.core.clients import wants_central
 
@@ -12,11 +11,9 @@ class ClientCollection(resource.Collection):
     def on_post(self, req, resp):
         body = self.body(req)
         if wants_central(body):
-            target = {'project_id': req.context.caller.scope.project_id}
-            if not req.context.enforcer.enforce(
-                    'clients:create_central', target, req.context.identity):
-                raise errors.forbidden(
-                    'You are not allowed to register a central scheduler')
+            self.require(req, 'clients:create_central',
+                         'You are not allowed to register a central '
+                         'scheduler')
         self.create(req, resp, body)
 
 

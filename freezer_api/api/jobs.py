@@ -4,7 +4,6 @@ import dataclasses
 
 import falcon
 
-from freezer_api.api import errors
 from freezer_api.api import request
 from freezer_api.api import resource
 from freezer_api.storage.base import Scope
@@ -18,11 +17,9 @@ class JobCollection(resource.Collection):
         caller = req.context.caller
         if request.bool_param(req, 'all_projects'):
             # honoured only when the policy allows it (spec §1.4, D16)
-            target = {'project_id': caller.scope.project_id}
-            if not req.context.enforcer.enforce(
-                    'jobs:get_all_projects', target, req.context.identity):
-                raise errors.forbidden(
-                    'You are not allowed to list the jobs of all projects')
+            self.require(req, 'jobs:get_all_projects',
+                         'You are not allowed to list the jobs of all '
+                         'projects')
             caller = dataclasses.replace(caller, scope=Scope(None))
         self.render_list(req, resp, caller)
 

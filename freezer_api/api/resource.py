@@ -7,6 +7,7 @@ of each method. Responders only parse, call the core and render.
 
 import falcon
 
+from freezer_api.api import errors
 from freezer_api.api import request
 
 
@@ -27,6 +28,15 @@ class Resource:
 
     def body(self, req):
         return request.read_json(req, self.max_body)
+
+    @staticmethod
+    def require(req, rule, description):
+        """403 unless ``rule`` allows the caller on the URL's project: for
+        what a request asks beyond its method (all_projects, is_central)."""
+        target = {'project_id': req.context.caller.scope.project_id}
+        if not req.context.enforcer.enforce(rule, target,
+                                            req.context.identity):
+            raise errors.forbidden(description)
 
 
 class DocumentResource(Resource):
