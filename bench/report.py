@@ -100,9 +100,37 @@ def scale_table(results):
     return _table(header, rows)
 
 
+def load_table(results):
+    rows = []
+    for store, loads in results.get('scale_loads', {}).items():
+        for entry in loads:
+            details = entry.get('details') or {}
+            parts = [details[k] for k in ('jobs', 'backups') if k in details]
+            split = ' + '.join(
+                f"{_f(p.get('insert_s'))} / {_f(p.get('create_indexes_s'))}"
+                for p in parts) or '-'
+            index_rows = sum(p.get('index_rows', 0) for p in parts)
+            size = entry.get('store_bytes')
+            rows.append([
+                store, entry['side'], f"{entry['level']:,}",
+                f"{entry['added']:,}", f'{index_rows:,}' if parts else '-',
+                _f(entry['seconds']), split,
+                '-' if size is None else f'{size / 2 ** 20:,.0f}',
+                _f((entry.get('loadavg') or [None])[0], 2) + ' / ' +
+                _f((entry.get('loadavg_after_runs') or [None])[0], 2)])
+    if not rows:
+        return ''
+    return _table(['store', 'side', 'level', 'docs added', 'index rows added',
+                   'load s (+ restart)',
+                   'insert s / indexes s (jobs + backups)',
+                   'store MiB', 'load avg after load / after runs'], rows)
+
+
 def render(results):
     machine = results['machine']
     args = results['args']
+    rounds = args['scale_rounds'] if args.get('only_scale') else \
+        args['rounds']
     out = [f"Run of {results['date']} on {machine['cpus']} CPUs "
            f"({machine['cpu_model']}), Linux {machine['kernel']}, "
            f"Python {machine['python']}; load average before "
@@ -110,7 +138,7 @@ def render(results):
            f"{_f(machine.get('load_after', [None])[0], 2)}. "
            f"uwsgi {args['processes']} processes x {args['threads']} "
            f"threads per side, {args['connections']} connections, "
-           f"{args['rounds']} rounds of {args['duration']} s, medians.",
+           f"{rounds} rounds of {args['duration']} s, medians.",
            '']
     for store in results['stores']:
         other, table = main_table(results, store)
@@ -121,6 +149,12 @@ def render(results):
         out += ['Scale: p50 of the poll and the backup search as the '
                 'project grows (upstream above its load limit: one '
                 'sequential request, or what stopped it):', '', scale, '']
+    loads = load_table(results)
+    if loads:
+        out += ['Scale: filling the store straight (ours on SQL: rows of the '
+                'base document patched per filler, secondary indexes '
+                'dropped and created again for big loads; our server '
+                'stopped meanwhile), and the disk it takes:', '', loads, '']
     contention = results.get('contention')
     if contention:
         rows = [[s, _f(r['rate']), r['errors']] for s, r in

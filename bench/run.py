@@ -142,43 +142,90 @@ def bench_store(store, args, results, venv):
         for side in sides:
             service, where = start_side(side, workdir, store_of,
                                         args.processes, args.threads, venv)
-            stack.callback(service.stop)
+            target = {'side': side, 'service': service, 'workdir': workdir}
+            # NOTE: the scale runs may start the service again: stop
+            # whichever is current.
+            stack.callback(lambda t=target: t['service'].stop())
             log(f'{store}: {side} on {service.url}, filling')
             started = time.monotonic()
             ids = data.fill(service.url, small=args.quick)
             log(f'{store}: {side} filled in {time.monotonic() - started:.0f}s')
             lua = data.write_lua(os.path.join(workdir, f'{side}.lua'), ids,
                                  args.connections)
-            targets.append({'side': side, 'service': service, 'lua': lua,
-                            'store': where, 'ids': ids})
+            target.update(lua=lua, store=where, ids=ids)
+            targets.append(target)
+        scenarios = SCALE_SCENARIOS if args.only_scale else SCENARIOS
         # Warm-up: every code path once on every worker, not measured.
         for target in targets if args.warmup else ():
-            for scenario in SCENARIOS:
+            for scenario in scenarios:
                 load.run(target['service'], target['lua'], scenario,
                          args.connections, args.warmup, timeout=args.timeout)
-        summary, runs = alternate(targets, SCENARIOS, args, args.rounds,
-                                  store)
-        results['stores'][store] = {'summary': summary, 'runs': runs}
+        if not args.only_scale:
+            summary, runs = alternate(targets, SCENARIOS, args, args.rounds,
+                                      store)
+            results['stores'][store] = {'summary': summary, 'runs': runs}
         if args.scale:
             try:
-                results['scale'][store] = scale_levels(store, targets, args)
+                results['scale'][store] = scale_levels(
+                    store, targets, args,
+                    results.setdefault('scale_loads', {}).setdefault(
+                        store, []))
             except Exception as exc:  # keep what was measured so far
                 log(f'{store}: scale runs failed: {exc!r}')
                 results.setdefault('failures', {})[f'scale/{store}'] = repr(
                     exc)
 
 
-def scale_levels(store, targets, args):
-    """Grow the store level by level; run the poll and the backup search."""
+def store_bytes(store, where):
+    """Disk used by one side's store (SQLite: the file and its WAL)."""
+    if 'connection' not in where:
+        return None
+    url = where['connection']
+    if store == 'sqlite':
+        path = url.split(':///', 1)[1]
+        return sum(os.path.getsize(p) for p in (path, path + '-wal')
+                   if os.path.exists(p))
+    import sqlalchemy as sa
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(
+                'SELECT pg_database_size(current_database())')).scalar()
+    finally:
+        engine.dispose()
+
+
+def scale_levels(store, targets, args, loads):
+    """Grow the store level by level; run the poll and the backup search.
+
+    Our server is stopped while its SQL store is filled (the loader takes
+    the database to itself: no WAL, indexes dropped) and started again on
+    the same port afterwards. ``loads`` gets the timings of every load."""
     out = {}
     for level in args.scale:
         for target in targets:
+            stop = target['side'] == 'ours' and store != 'elasticsearch'
+            if stop:
+                target['service'].stop()
             started = time.monotonic()
-            added = scale.grow(store, target['side'], target['store'],
-                               level)
+            try:
+                added, details = scale.grow(store, target['side'],
+                                            target['store'], level, log=log)
+            finally:
+                if stop:
+                    target['service'] = deploy.start_ours(
+                        target['workdir'], target['service'].port,
+                        target['store'], args.processes, args.threads,
+                        name=target['side'])
+            seconds = time.monotonic() - started
             if added:
                 log(f'{store} {target["side"]}: +{added} jobs and backups '
-                    f'to {level} in {time.monotonic() - started:.0f}s')
+                    f'to {level} in {seconds:.0f}s')
+            loads.append({'side': target['side'], 'level': level,
+                          'added': added, 'seconds': round(seconds, 1),
+                          'store_bytes': store_bytes(store, target['store']),
+                          'details': details,
+                          'loadavg': os.getloadavg()})
         live = []
         for target in targets:
             if target['side'] == 'upstream' and level > args.upstream_max:
@@ -189,8 +236,14 @@ def scale_levels(store, targets, args):
                 log(f'{store} upstream at {level}: probe {probe}')
                 continue
             live.append(target)
+        # Warm-up of restarted workers, not measured.
+        for target in live if args.warmup else ():
+            for scenario in SCALE_SCENARIOS:
+                load.run(target['service'], target['lua'], scenario,
+                         args.connections, args.warmup, timeout=args.timeout)
         summary, _ = alternate(live, SCALE_SCENARIOS, args,
                                args.scale_rounds, f'{store}@{level}')
+        loads[-1]['loadavg_after_runs'] = os.getloadavg()
         for key, value in summary.items():
             side, scenario = key.split('/')
             out.setdefault(f'{side}/{level}', {})[scenario] = value
@@ -304,6 +357,12 @@ def parse_args(argv):
     parser.add_argument('--contention-connections', type=int, default=64)
     parser.add_argument('--no-contention', action='store_true')
     parser.add_argument('--ours-only', action='store_true')
+    parser.add_argument('--only-scale', action='store_true',
+                        help='only the scale runs (no main scenarios, no '
+                        'generator ceiling)')
+    parser.add_argument('--name', default=None,
+                        help='results file name (default: latest, or quick '
+                        'with --quick)')
     parser.add_argument('--quick', action='store_true',
                         help='1 round of 2 s, SQLite, a tenth of the data, '
                         'no scale: checks the harness, measures nothing')
@@ -331,7 +390,8 @@ def main(argv=None):
                'machine': machine(), 'args': {
                    k: v for k, v in vars(args).items()},
                'stores': {}, 'scale': {}}
-    ceiling(args, results)
+    if not args.only_scale:
+        ceiling(args, results)
     for store in args.stores:
         saved = args.scale
         if store not in args.scale_stores:
@@ -346,7 +406,7 @@ def main(argv=None):
         contention(args, results)
     results['machine']['load_after'] = os.getloadavg()
     os.makedirs(args.output, exist_ok=True)
-    name = 'quick' if args.quick else 'latest'
+    name = args.name or ('quick' if args.quick else 'latest')
     with open(os.path.join(args.output, f'{name}.json'), 'w') as handle:
         json.dump(results, handle, indent=1, default=str)
     text = report.render(results)
