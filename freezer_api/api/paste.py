@@ -8,6 +8,7 @@ the parsed configuration is handed over by ``use_conf`` (called by
 from freezer_api import storage
 from freezer_api.api import app
 from freezer_api.api import context
+from freezer_api.api import filters
 from freezer_api.identity import trusts as identity_trusts
 
 _state = {}
@@ -52,3 +53,12 @@ def authtoken_filter_factory(global_conf, **local_conf):
 def context_filter_factory(global_conf, **local_conf):
     conf = _conf()
     return lambda wrapped: context.KeystoneContextMiddleware(wrapped, conf)
+
+
+def request_id_filter_factory(global_conf, **local_conf):
+    return filters.RequestId
+
+
+def proxy_headers_filter_factory(global_conf, **local_conf):
+    enabled = _conf().oslo_middleware.enable_proxy_headers_parsing
+    return lambda wrapped: filters.ProxyHeaders(wrapped, enabled)
