@@ -424,10 +424,14 @@ class _Transaction(base.Transaction):
         # caller may have changed in place.
         old_text = (stored[1] if stored is not None
                     and stored[0] == record.version else None)
-        stmt = sa.update(table).where(*where).values(
-            doc=text, version=record.version + 1)
+        stmt = None if pk is not None else sa.update(table).where(
+            *where).values(doc=text, version=record.version + 1)
         with self._guard('updating a document'):
-            if pk is None and self._driver._update_returning:
+            if pk is not None:
+                # the row this change read: the common case, prepared
+                matched = self._driver._update_document(
+                    self._conn, record.kind, pk, record.version, text)
+            elif self._driver._update_returning:
                 pk = self._conn.execute(stmt.returning(table.c.pk)).scalar()
                 matched = pk is not None
             else:
@@ -658,20 +662,42 @@ class SQLAlchemyDriver(base.StorageDriver):
         values = {'id': doc_id, 'project_id': project_id,
                   'user_id': user_id, 'version': 1,
                   'created_at': created_at, 'doc': text}
-        if self._backend == 'postgresql':
-            # NOTE: a failed INSERT would abort the whole PostgreSQL
-            # transaction; ON CONFLICT keeps it usable.
-            stmt = (pg_dialect.insert(table).values(**values)
-                    .on_conflict_do_nothing().returning(table.c.pk))
-            return conn.execute(stmt).scalar()
+        postgresql = self._backend == 'postgresql'
+
+        def build():
+            columns = {name: sa.bindparam(name) for name in values}
+            if postgresql:
+                # NOTE: a failed INSERT would abort the whole PostgreSQL
+                # transaction; ON CONFLICT keeps it usable.
+                return (pg_dialect.insert(table).values(columns)
+                        .on_conflict_do_nothing().returning(table.c.pk))
+            return sa.insert(table).values(columns)
+
+        prepared = self._prepared(('insert', kind), build)
+        params = prepared.parameters(values)
+        if postgresql:
+            return conn.exec_driver_sql(prepared.sql, params).scalar()
         try:
-            result = conn.execute(sa.insert(table).values(**values))
+            result = conn.exec_driver_sql(prepared.sql, params)
         except sa_exc.IntegrityError as exc:
             # SQLite and MySQL undo only the failed statement.
             if _classify(exc) == _DUPLICATE:
                 return None
             raise
-        return result.inserted_primary_key[0]
+        return result.lastrowid
+
+    def _update_document(self, conn, kind, pk, version, text):
+        """Rewrite row ``pk`` if it is still at ``version``; tell whether
+        it was."""
+        table = models.documents[kind]
+        prepared = self._prepared(('update', kind), lambda: sa.update(
+            table).where(table.c.pk == sa.bindparam('w_pk'),
+                         table.c.version == sa.bindparam('w_version'))
+            .values(doc=sa.bindparam('new_doc'),
+                    version=sa.bindparam('new_version')))
+        return conn.exec_driver_sql(prepared.sql, prepared.parameters({
+            'w_pk': pk, 'w_version': version, 'new_doc': text,
+            'new_version': version + 1})).rowcount == 1
 
     def _write_terms(self, conn, kind, pk, doc, replace):
         table = models.terms[kind]
@@ -713,11 +739,13 @@ class SQLAlchemyDriver(base.StorageDriver):
                 for (path, key, value) in old if (path, key, value) not in new]
         added = [row for term, row in new.items() if term not in old]
         if gone:
-            conn.execute(sa.delete(table).where(
-                table.c.doc_pk == pk,
-                table.c.path == sa.bindparam('t_path'),
-                table.c.key == sa.bindparam('t_key'),
-                table.c.value == sa.bindparam('t_value')), gone)
+            prepared = self._prepared(('terms-gone', kind), lambda: sa.delete(
+                table).where(table.c.doc_pk == sa.bindparam('t_pk'),
+                             table.c.path == sa.bindparam('t_path'),
+                             table.c.key == sa.bindparam('t_key'),
+                             table.c.value == sa.bindparam('t_value')))
+            conn.exec_driver_sql(prepared.sql, [
+                prepared.parameters(dict(row, t_pk=pk)) for row in gone])
         self._insert_terms(conn, kind, added)
 
     def _prepared(self, key, build):
