@@ -6,6 +6,7 @@ are typed, ``hold_off`` and session state are checked, ids are anchored.
 
 import functools
 
+import fastjsonschema
 import jsonschema
 
 from freezer_api.core.errors import InvalidInput
@@ -274,11 +275,28 @@ def _describe(error):
     return f'{where}: {message}' if where else message
 
 
+@functools.cache
+def _fast_check(schema_id):
+    """A compiled check of the same schema (fastjsonschema)."""
+    return fastjsonschema.compile(globals()[schema_id])
+
+
 def validate(schema_id: str, document) -> None:
     """Raise ``InvalidInput`` naming the first rule ``document`` breaks.
 
     ``schema_id`` is the name of one of the schemas of this module.
+
+    PERF: jsonschema walks a job in about 0.25 ms, a tenth of a PATCH; a
+    compiled check of the same schema takes a few microseconds. It only
+    lets valid documents through early: whatever it refuses, jsonschema
+    judges and describes, so the decision and the message stay
+    jsonschema's (tests/core/test_schemas_fast.py checks they agree).
     """
+    try:
+        _fast_check(schema_id)(document)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass
     validator = _validator(schema_id)
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
