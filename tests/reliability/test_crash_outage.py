@@ -4,6 +4,12 @@
   the scheduler workload of ``workload`` running; one process gets SIGKILL
   mid-load and is started again. Every acknowledged write must be there,
   no session/job pair may be half linked, the survivor never answers 5xx.
+* ``test_journal_rolls_back_a_change_cut_by_kill_9``: on Elasticsearch a
+  change of several documents (adding a job to a session) is cut by
+  SIGKILL at a chosen point, deterministically; the next process rolls it
+  back from its journal entry. ``test_roll_back_spares_a_later_identical_
+  write`` and ``test_writer_that_lost_its_intent_undoes_its_change`` pin
+  the two ways a roll-back could destroy an acknowledged write.
 * ``test_store_outage_under_write_load``: the store (PostgreSQL,
   Elasticsearch) becomes unreachable mid-load (a TCP proxy between the API
   and the store refuses and drops every connection, as a stopped server
@@ -13,12 +19,20 @@
 Lengths: ``FREEZER_CRASH_SECONDS`` (load per test, default 8).
 """
 
+import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
 import requests
 
+from freezer_api.core import base as core_base
+from freezer_api.core.service import Services
+from freezer_api.storage.base import Scope
+from tests.conftest import make_conf
 from tests.reliability import cluster as cluster_module
 from tests.reliability import workload
 from tests.reliability.figures import env_float
@@ -53,10 +67,8 @@ def _wait_consistent(transport, log, sessions, plan, before):
             time.sleep(1)
 
 
-# NOTE: not on Elasticsearch yet: a change of several documents cut by
-# SIGKILL between its writes stays half applied there (doc/reliability.rst,
-# "Open issues"); the store outage below does run on it.
-@pytest.mark.parametrize('store_name', ['sqlite', 'postgresql'])
+@pytest.mark.parametrize('store_name', ['sqlite', 'postgresql',
+                                        'elasticsearch'])
 def test_kill_9_under_write_load(request, tmp_path, store_name, figures):
     store = _store(request, tmp_path, store_name)
     apis = cluster_module.Cluster(tmp_path, store, count=2)
@@ -90,6 +102,193 @@ def test_kill_9_under_write_load(request, tmp_path, store_name, figures):
         assert 'Traceback' not in apis.servers[1].log()
     finally:
         apis.stop()
+
+
+CHILD = textwrap.dedent("""\
+    import os, signal, sys
+    from freezer_api.core import base
+    from freezer_api.core.service import Services
+    from freezer_api.storage.base import Scope
+    from freezer_api.storage.elasticsearch import driver as es
+    from tests.conftest import make_conf
+    import pathlib
+
+    hosts, index, session_id, job_id, die = sys.argv[1:6]
+    conf = make_conf(pathlib.Path(sys.argv[6]), **{
+        'storage.driver': 'elasticsearch',
+        'elasticsearch.hosts': [hosts], 'elasticsearch.index': index})
+    driver = es.ElasticsearchDriver(conf)
+    writes = []
+    real_write = driver._conditional_write
+    real_finish = driver._finish_intent
+
+    def write(*args, **kwargs):
+        if die == str(len(writes)):
+            os.kill(os.getpid(), signal.SIGKILL)
+        writes.append(real_write(*args, **kwargs))
+        return writes[-1]
+
+    def finish(*args, **kwargs):
+        if die == 'before-close':
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_finish(*args, **kwargs)
+
+    driver._conditional_write = write
+    driver._finish_intent = finish
+    driver._next_sweep = float('inf')   # this process only writes
+    caller = base.Caller(Scope('p1'), base.Owner('p1', 'u1', 'u1'))
+    Services(driver).sessions.add_job(caller, session_id, job_id)
+    print('not killed')
+""")
+
+
+@pytest.mark.parametrize('die', ['0', '1', 'before-close'])
+def test_journal_rolls_back_a_change_cut_by_kill_9(tmp_path,
+                                                   elasticsearch_index,
+                                                   die, figures):
+    from freezer_api.storage.elasticsearch.driver import ElasticsearchDriver
+    conf = make_conf(tmp_path, **elasticsearch_index.overrides)
+    driver = ElasticsearchDriver(conf)
+    try:
+        driver.upgrade_schema()
+        services = Services(driver)
+        caller = core_base.Caller(Scope('p1'),
+                                  core_base.Owner('p1', 'u1', 'u1'))
+        services.clients.create(caller, {'client_id': 'p1_node'})
+        job_id = services.jobs.create(caller, {
+            'client_id': 'p1_node', 'job_schedule': {},
+            'job_actions': [{'freezer_action': {'action': 'backup'}}]})
+        session_id = services.sessions.create(caller, {'schedule': {}})
+        job_before = driver.get('jobs', job_id, Scope('p1'))
+        session_before = driver.get('sessions', session_id, Scope('p1'))
+
+        child = subprocess.run(
+            [sys.executable, '-c', CHILD, elasticsearch_index.url,
+             elasticsearch_index.index, session_id, job_id, die,
+             str(tmp_path)], cwd=os.getcwd(), capture_output=True,
+            text=True, timeout=120)
+        assert child.returncode == -signal.SIGKILL, (child.stdout,
+                                                     child.stderr)
+        figures.add('SIGKILL mid-change')
+        job = driver.get('jobs', job_id, Scope('p1'))
+        session = driver.get('sessions', session_id, Scope('p1'))
+        # the cut left its mark: writes of the change already applied
+        written = (job.version != job_before.version) + (
+            session.version != session_before.version)
+        assert written == {'0': 0, '1': 1, 'before-close': 2}[die]
+
+        # the next change of any process rolls the cut change back
+        driver._next_sweep = 0.0
+        services.sessions.update(caller, session_id, {'description': 'x'})
+        job = driver.get('jobs', job_id, Scope('p1'))
+        session = driver.get('sessions', session_id, Scope('p1'))
+        assert job.doc == job_before.doc
+        assert session.doc['jobs'] == session_before.doc['jobs'] == {}
+        assert driver.recover_interrupted(everything=True) == 0
+        # and the change can be made again, whole
+        services.sessions.add_job(caller, session_id, job_id)
+        job = driver.get('jobs', job_id, Scope('p1'))
+        session = driver.get('sessions', session_id, Scope('p1'))
+        assert job.doc['session_id'] == session_id
+        assert list(session.doc['jobs']) == [job_id]
+    finally:
+        driver.close()
+
+
+def _job_and_session(driver):
+    services = Services(driver)
+    caller = core_base.Caller(Scope('p1'), core_base.Owner('p1', 'u1', 'u1'))
+    services.clients.create(caller, {'client_id': 'p1_node'})
+    job_id = services.jobs.create(caller, {
+        'client_id': 'p1_node', 'job_schedule': {},
+        'job_actions': [{'freezer_action': {'action': 'backup'}}]})
+    session_id = services.sessions.create(caller, {'schedule': {}})
+    return services, caller, job_id, session_id
+
+
+def _membership(driver, job_id, session_id):
+    job = driver.get('jobs', job_id, Scope('p1'))
+    session = driver.get('sessions', session_id, Scope('p1'))
+    return job.doc['session_id'], sorted(session.doc['jobs'])
+
+
+def test_roll_back_spares_a_later_identical_write(tmp_path,
+                                                  elasticsearch_index):
+    """The soak's lost add-job: an attempt that lost a race undid its
+    writes but its intent stayed (the undo's answer was lost); the attempt
+    run again wrote the same content under the same versions (an undo puts
+    the earlier version back) and was acknowledged. A roll-back that
+    recognised "its" writes by version and content took them for the
+    interrupted attempt's and rolled back the acknowledged change: job and
+    session both back to "not a member". With the stamp it leaves them."""
+    from freezer_api.storage.elasticsearch import driver as es
+    conf = make_conf(tmp_path, **elasticsearch_index.overrides)
+    driver = es.ElasticsearchDriver(conf)
+    try:
+        driver.upgrade_schema()
+        services, caller, job_id, session_id = _job_and_session(driver)
+        real_write, real_undo = driver._conditional_write, driver._undo
+        lost = []
+
+        def write(key, entry, *args, **kwargs):
+            if key.startswith('sessions/') and not lost:
+                lost.append(key)
+                raise es._Retry()   # the session write lost a race
+            return real_write(key, entry, *args, **kwargs)
+
+        def undo(applied):
+            real_undo(applied)
+            return False            # ... and the undo's answer was lost
+
+        driver._conditional_write = write
+        driver._undo = undo
+        driver._next_sweep = float('inf')
+        services.sessions.add_job(caller, session_id, job_id)  # acknowledged
+        driver._undo = real_undo
+        assert lost
+        assert _membership(driver, job_id, session_id) == (session_id,
+                                                           [job_id])
+        # the first attempt's intent is still there; the sweep takes it
+        assert driver.recover_interrupted() == 1
+        assert _membership(driver, job_id, session_id) == (session_id,
+                                                           [job_id])
+    finally:
+        driver.close()
+
+
+def test_writer_that_lost_its_intent_undoes_its_change(tmp_path,
+                                                       elasticsearch_index):
+    """A sweep takes the intent of a change still being written (its owner
+    looked dead, or outlived its lease): the writer's last writes come
+    after the roll-back, so the writer itself undoes them and does not
+    acknowledge the change (503)."""
+    from freezer_api.storage import errors
+    from freezer_api.storage.elasticsearch import driver as es
+    conf = make_conf(tmp_path, **elasticsearch_index.overrides)
+    driver = es.ElasticsearchDriver(conf)
+    sweeper = es.ElasticsearchDriver(conf)
+    try:
+        driver.upgrade_schema()
+        services, caller, job_id, session_id = _job_and_session(driver)
+        before = _membership(driver, job_id, session_id)
+        real_write = driver._conditional_write
+        swept = []
+
+        def write(key, entry, *args, **kwargs):
+            if key.startswith('sessions/') and not swept:
+                swept.append(sweeper.recover_interrupted(everything=True))
+            return real_write(key, entry, *args, **kwargs)
+
+        driver._conditional_write = write
+        driver._next_sweep = float('inf')
+        with pytest.raises(errors.Unavailable):
+            services.sessions.add_job(caller, session_id, job_id)
+        assert swept == [1]
+        assert _membership(driver, job_id, session_id) == before
+        assert sweeper.recover_interrupted(everything=True) == 0
+    finally:
+        driver.close()
+        sweeper.close()
 
 
 @pytest.mark.parametrize('store_name', ['postgresql', 'elasticsearch'])

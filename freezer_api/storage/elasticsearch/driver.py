@@ -33,10 +33,30 @@ Atomicity
     document are ordered by its conditional write, and the loser undoes
     its partial writes. What it cannot give: readers may see the first
     writes of a multi-document change before the last ones are applied (a
-    few milliseconds); and if the process dies, or Elasticsearch becomes
-    unreachable, between two writes of one change, the writes already
-    applied stay (for example a session that lists a job whose own
-    ``session_id`` was not yet set). Every write is logged at debug level.
+    few milliseconds).
+
+Journal
+    A change that writes several documents first stores an *intent*
+    document (kind ``_intent``, never listed) holding, for each write, the
+    document before and after, and each document it writes carries the
+    intent's key (field ``txn``, the *stamp*). Deleting the intent,
+    conditionally on the sequence number its writer got, is the commit
+    point: the change is acknowledged only once the delete succeeded after
+    its last write. A failed change that undid all its writes deletes its
+    intent too. An intent left behind is rolled back by
+    ``recover_interrupted`` once its owner can no longer write: this
+    process when the change is over, a process of this host that is gone,
+    or any process when the intent is older than ``_INTENT_GRACE``
+    seconds (a change gives up, unacknowledged, after ``_LEASE``). Every
+    process sweeps at its first write and then at most every
+    ``_SWEEP_INTERVAL`` seconds. A sweep claims the intent with a
+    conditional write (a writer that then cannot delete it undoes its
+    change and answers 503), and gives each document that still carries
+    the stamp its earlier content, conditionally on the sequence number it
+    read: a document written since (its stamp replaced) keeps the newer
+    write. What remains: until the sweep runs, readers can see the first
+    writes of the interrupted change, and a writer may build on them (it
+    then keeps them). Every write is logged at debug level.
 """
 
 import contextlib
@@ -45,7 +65,9 @@ import dataclasses
 import hashlib
 import logging
 import os
+import socket
 import threading
+import time
 import urllib.parse
 
 import elastic_transport
@@ -71,6 +93,44 @@ _BACKOFF_CAP = 0.25
 _RESULT_WINDOW = 10_000
 _BULK_CHUNK = 500
 _MAX_ID_BYTES = 512
+
+# The journal of multi-document changes (see "Journal" above).
+_INTENT = '_intent'
+_SWEEP_INTERVAL = 10.0    # seconds between two looks for interrupted changes
+_INTENT_GRACE = 120.0     # seconds after which any intent counts as abandoned
+# A change stops writing (and fails) this long after it stored its intent,
+# so that a sweep that takes the intent after _INTENT_GRACE never races
+# with it (the margin covers clocks of hosts that disagree).
+_LEASE = _INTENT_GRACE / 2
+# The field of a document written by a multi-document change: the key of
+# that change's intent.
+_STAMP = 'txn'
+_BOOT_TOKEN = os.urandom(8).hex()
+_HOSTNAME = socket.gethostname()
+
+
+def _process_token():
+    # NOTE: with the pid, so that processes forked after import (uwsgi
+    # workers) each have their own.
+    return f'{_BOOT_TOKEN}-{os.getpid()}'
+
+
+class _Journal:
+    """The intent of one multi-document change of this process."""
+
+    __slots__ = ('key', 'seq', 'started')
+
+    def __init__(self, key):
+        self.key = key
+        self.seq = None
+        self.started = time.monotonic()
+
+    def check_lease(self):
+        if time.monotonic() - self.started > _LEASE:
+            LOG.error('A change took longer than %d s; giving it up',
+                      _LEASE)
+            raise errors.Unavailable(_UNAVAILABLE)
+
 
 # Re-runs of changes that lost a race take turns within a process, so that
 # contention from threads of one process does not starve them; processes
@@ -110,12 +170,16 @@ def _record(src):
                        doc=src['doc'])
 
 
-def _source(record):
+def _source(record, stamp=None):
+    """The stored form of ``record``; ``stamp``: the journal entry of the
+    multi-document change that writes it (see "Journal")."""
     key = doc_key(record.kind, record.project_id, record.id)
     src = {'kind': record.kind, 'key': key, 'id': record.id,
            'project_id': record.project_id, 'user_id': record.user_id,
            'version': record.version, 'created_at': record.created_at,
            'doc': record.doc}
+    if stamp is not None:
+        src[_STAMP] = stamp
     src.update(mappings.search_fields(record.doc))
     src[record.kind] = mappings.typed_fields(record.kind, record.doc)
     return src
@@ -183,13 +247,14 @@ def _guard(what):
 class _Entry:
     """What a transaction knows of one document."""
 
-    __slots__ = ('seq', 'original', 'current')
+    __slots__ = ('seq', 'original', 'current', 'stamp')
 
-    def __init__(self, seq, original):
+    def __init__(self, seq, original, stamp=None):
         # (_seq_no, _primary_term) of the stored document, None if absent.
         self.seq = seq
         self.original = original   # the stored Record, or None
         self.current = original    # as the transaction sees it now
+        self.stamp = stamp         # the stored document's journal stamp
 
     @property
     def changed(self):
@@ -222,7 +287,8 @@ class _Transaction(base.Transaction):
                 entry = _Entry(None, None)
             else:
                 entry = _Entry((hit['_seq_no'], hit['_primary_term']),
-                               _record(hit['_source']))
+                               _record(hit['_source']),
+                               hit['_source'].get(_STAMP))
             self._entries[key] = entry
         return key, entry
 
@@ -249,7 +315,7 @@ class _Transaction(base.Transaction):
             if key not in self._entries:
                 self._entries[key] = _Entry(
                     (hit['_seq_no'], hit['_primary_term']),
-                    _record(hit['_source']))
+                    _record(hit['_source']), hit['_source'].get(_STAMP))
         candidates = [
             (entry.current.created_at, key, entry.current)
             for key, entry in self._entries.items()
@@ -328,6 +394,10 @@ class ElasticsearchDriver(base.StorageDriver):
         self._client_lock = threading.Lock()
         self._client = None
         self._pid = None
+        self._next_sweep = 0.0
+        self._sweep_lock = threading.Lock()
+        # intents of changes under way here: key -> (seq_no, term)
+        self._in_flight = {}
         # NOTE: the client logs every request at INFO and each retry as a
         # warning with a traceback; this driver logs one line per failure
         # itself. Keep theirs for debugging, unless the operator set a
@@ -551,6 +621,7 @@ class ElasticsearchDriver(base.StorageDriver):
         return record
 
     def atomic(self, change):
+        self._maybe_recover()
         return self._atomic(change)
 
     def _atomic(self, change):
@@ -609,28 +680,256 @@ class ElasticsearchDriver(base.StorageDriver):
             refresh = self._refresh
         else:
             refresh = 'false'
+        journal = None
+        if count > 1:
+            journal = self._open_intent(conditional + creates)
+        stamp = journal and journal.key
         applied = []  # (key, entry, new seq) of writes done, for undo
         try:
             with _guard('writing documents'):
                 for key, entry in conditional:
+                    if journal is not None:
+                        journal.check_lease()
                     applied.append(self._conditional_write(key, entry,
-                                                           refresh))
+                                                           refresh, stamp))
                 if creates:
-                    self._create_all(creates, refresh, applied)
+                    if journal is not None:
+                        journal.check_lease()
+                    self._create_all(creates, refresh, applied, stamp)
                 if refresh == 'false' and count > 1 and (
                         self._refresh == 'true'):
                     self.client.indices.refresh(index=self._index)
         except (_Retry, _Collision):
-            self._undo(applied)
+            # Every write not in ``applied`` was refused: undoing the
+            # others restores the documents, and the intent can go.
+            self._close_intent(journal, self._undo(applied))
             raise
         except errors.StorageError:
             if applied:
                 LOG.error('Writing a change failed after %d of its %d '
                           'writes; undoing them', len(applied), count)
                 self._undo(applied)
+            # NOTE: the write that failed may have been applied all the
+            # same (a timeout, a connection cut after sending): the intent
+            # stays, and the sweep rolls back whatever still carries its
+            # stamp.
+            self._close_intent(journal, False)
             raise
+        self._finish_intent(journal, applied)
 
-    def _conditional_write(self, key, entry, refresh):
+    # -- the journal -------------------------------------------------------
+
+    def _open_intent(self, writes):
+        """Store what a multi-document change is about to write."""
+        intent_id = os.urandom(16).hex()
+        key = f'{_INTENT}/{intent_id}'
+
+        def image(record):
+            return None if record is None else dataclasses.asdict(record)
+
+        doc = {'host': _HOSTNAME, 'pid': os.getpid(),
+               'token': _process_token(), 'time': time.time(),
+               'writes': [{'key': k, 'before': image(e.original),
+                           'before_stamp': e.stamp,
+                           'after': image(e.current)} for k, e in writes]}
+        journal = _Journal(key)
+        self._in_flight[key] = journal
+        try:
+            with _guard('writing documents'):
+                response = self.writer.create(
+                    index=self._index, id=key, refresh='false',
+                    require_alias=True,
+                    document={'kind': _INTENT, 'key': key, 'id': intent_id,
+                              'project_id': '', 'user_id': '', 'version': 1,
+                              'created_at': int(time.time() * 1e6),
+                              'doc': doc})
+        except BaseException:
+            self._in_flight.pop(key, None)
+            raise
+        journal.seq = (response['_seq_no'], response['_primary_term'])
+        return journal
+
+    def _close_intent(self, journal, undone):
+        """Drop the intent of a change that failed, if its writes were all
+        undone; otherwise leave it to the sweep (``recover_interrupted``).
+        """
+        if journal is None:
+            return
+        try:
+            if undone:
+                self._delete_intent(journal)
+        except _CLIENT_ERRORS as exc:
+            # harmless: nothing carries its stamp any more
+            LOG.warning('Could not drop the journal entry %s: %s',
+                        journal.key, exc)
+        finally:
+            # only now may a sweep of this process take it (when left)
+            self._in_flight.pop(journal.key, None)
+
+    def _finish_intent(self, journal, applied):
+        """Acknowledge a change whose writes were all applied: deleting its
+        intent (conditionally on the sequence number this process gave it)
+        is the point after which no sweep can roll the change back.
+        """
+        if journal is None:
+            return
+        try:
+            self._delete_intent(journal)
+        except (elasticsearch.ConflictError, elasticsearch.NotFoundError):
+            # A sweep claimed it (this change outlived its lease): the
+            # change is being rolled back. Take back what is still ours,
+            # and do not acknowledge it.
+            LOG.error('The journal entry %s of a change was claimed by a '
+                      'sweep; undoing the change', journal.key)
+            self._undo(applied)
+            raise errors.Unavailable(_UNAVAILABLE) from None
+        except _CLIENT_ERRORS as exc:
+            # Deleted or not: not acknowledged. If it is still there, the
+            # sweep rolls the change back.
+            LOG.error('Could not drop the journal entry %s: %s',
+                      journal.key, exc)
+            raise errors.Unavailable(_UNAVAILABLE) from None
+        finally:
+            self._in_flight.pop(journal.key, None)
+
+    def _delete_intent(self, journal):
+        seq_no, term = journal.seq
+        self.writer.delete(index=self._index, id=journal.key,
+                           refresh='false', if_seq_no=seq_no,
+                           if_primary_term=term)
+
+    def _maybe_recover(self):
+        now = time.monotonic()
+        if now < self._next_sweep or not self._sweep_lock.acquire(
+                blocking=False):
+            return
+        try:
+            self._next_sweep = now + _SWEEP_INTERVAL
+            self.recover_interrupted()
+        except errors.StorageError as exc:
+            LOG.warning('Could not look for interrupted changes: %s', exc)
+        finally:
+            self._sweep_lock.release()
+
+    def _abandoned(self, key, intent, now):
+        """Whether the owner of an intent can no longer write: this process
+        when the change is over, a process of this host that is gone, or
+        any process once the intent is older than ``_INTENT_GRACE`` (its
+        owner stops writing after ``_LEASE``)."""
+        # a claimed intent belongs to the process rolling it back
+        intent = intent.get('claimed') or intent
+        if intent.get('token') == _process_token():
+            return key not in self._in_flight
+        if now - intent.get('time', 0) > _INTENT_GRACE:
+            return True
+        if intent.get('host') != _HOSTNAME:
+            return False
+        try:
+            os.kill(int(intent.get('pid')), 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, TypeError, ValueError):
+            return False
+        return False
+
+    def recover_interrupted(self, everything=False):
+        """Roll back the changes of processes that died mid-change.
+
+        ``everything`` also takes intents of live processes (for
+        ``freezer-manage`` and tests, when no API process runs). Returns
+        the number of intents handled.
+        """
+        with _guard('recovering interrupted changes'):
+            # NOTE: intents are written without a refresh; make them
+            # searchable first (a sweep runs at most every few seconds).
+            self.client.indices.refresh(index=self._index)
+            response = self.client.search(
+                index=self._index, query={'term': {'kind': _INTENT}},
+                size=100, seq_no_primary_term=True, track_total_hits=False)
+        handled = 0
+        now = time.time()
+        for hit in response['hits']['hits']:
+            intent = hit['_source']['doc']
+            if not everything and not self._abandoned(hit['_id'], intent,
+                                                      now):
+                continue
+            with _guard('recovering interrupted changes'):
+                # Claim it first, conditionally: whoever else holds it
+                # (its writer finishing, another sweep) wins.
+                source = dict(hit['_source'], doc=dict(intent, claimed={
+                    'host': _HOSTNAME, 'pid': os.getpid(),
+                    'token': _process_token(), 'time': time.time()}))
+                try:
+                    claimed = self.writer.index(
+                        index=self._index, id=hit['_id'], document=source,
+                        if_seq_no=hit['_seq_no'],
+                        if_primary_term=hit['_primary_term'],
+                        refresh='false', require_alias=True)
+                except (elasticsearch.NotFoundError,
+                        elasticsearch.ConflictError):
+                    continue  # finished, or taken, meanwhile
+                LOG.warning('Rolling back a change interrupted in process '
+                            '%s on %s', intent.get('pid'),
+                            intent.get('host'))
+                for write in reversed(intent.get('writes', [])):
+                    self._roll_back(hit['_id'], write)
+                try:
+                    self.writer.delete(
+                        index=self._index, id=hit['_id'],
+                        if_seq_no=claimed['_seq_no'],
+                        if_primary_term=claimed['_primary_term'],
+                        refresh=self._refresh)
+                except (elasticsearch.NotFoundError,
+                        elasticsearch.ConflictError):
+                    pass
+            handled += 1
+        return handled
+
+    def _roll_back(self, intent_key, write):
+        """Give one document its content from before the change, if it
+        still holds what the change wrote.
+
+        NOTE: "still holds" is decided by the stamp alone, never by the
+        content: versions are not unique (an undo or a roll-back puts an
+        earlier version back, and a change run again can then write the
+        same version with the same content, acknowledged this time). A
+        document the change wrote carries the intent's key; any later
+        write replaces it. The roll-back is conditional on the sequence
+        number read, so a write that comes in between is never lost.
+        """
+        key = write['key']
+        before = write['before'] and base.Record(**write['before'])
+        before_stamp = write.get('before_stamp')
+        hit = self._get_raw(key)
+        try:
+            if write['after'] is None:
+                # NOTE: a deleted document carries no stamp; absent, it is
+                # what this change deleted (ids are not reused).
+                if hit is None and before is not None:
+                    self.writer.create(
+                        index=self._index, id=key,
+                        document=_source(before, before_stamp),
+                        refresh=self._refresh, require_alias=True)
+                    LOG.info('Rolled back the deletion of %s', key)
+                return
+            if hit is None or hit['_source'].get(_STAMP) != intent_key:
+                return  # never written, or written again since
+            if before is None:
+                self.writer.delete(index=self._index, id=key,
+                                   if_seq_no=hit['_seq_no'],
+                                   if_primary_term=hit['_primary_term'],
+                                   refresh=self._refresh)
+            else:
+                self.writer.index(index=self._index, id=key,
+                                  document=_source(before, before_stamp),
+                                  if_seq_no=hit['_seq_no'],
+                                  if_primary_term=hit['_primary_term'],
+                                  refresh=self._refresh, require_alias=True)
+            LOG.info('Rolled back %s', key)
+        except elasticsearch.ConflictError:
+            LOG.info('Did not roll back %s: written again meanwhile', key)
+
+    def _conditional_write(self, key, entry, refresh, stamp=None):
         seq_no, term = entry.seq
         try:
             if entry.current is None:
@@ -640,7 +939,7 @@ class ElasticsearchDriver(base.StorageDriver):
             else:
                 response = self.writer.index(
                     index=self._index, id=key,
-                    document=_source(entry.current), if_seq_no=seq_no,
+                    document=_source(entry.current, stamp), if_seq_no=seq_no,
                     if_primary_term=term, refresh=refresh,
                     require_alias=True)
         except elasticsearch.ApiError as exc:
@@ -652,13 +951,13 @@ class ElasticsearchDriver(base.StorageDriver):
         LOG.debug('Wrote %s', key)
         return key, entry, (response['_seq_no'], response['_primary_term'])
 
-    def _create_all(self, creates, refresh, applied):
+    def _create_all(self, creates, refresh, applied, stamp=None):
         if len(creates) == 1:
             key, entry = creates[0]
             try:
                 response = self.writer.create(
                     index=self._index, id=key,
-                    document=_source(entry.current), refresh=refresh,
+                    document=_source(entry.current, stamp), refresh=refresh,
                     require_alias=True)
             except elasticsearch.ConflictError:
                 raise _Collision(f'{entry.current.kind} '
@@ -672,7 +971,7 @@ class ElasticsearchDriver(base.StorageDriver):
             operations = []
             for key, entry in chunk:
                 operations.append({'create': {'_id': key}})
-                operations.append(_source(entry.current))
+                operations.append(_source(entry.current, stamp))
             last = start + _BULK_CHUNK >= len(creates)
             response = self.writer.bulk(
                 index=self._index, operations=operations,
@@ -702,7 +1001,9 @@ class ElasticsearchDriver(base.StorageDriver):
                                  'already exists')
 
     def _undo(self, applied):
-        """Revert applied writes, newest first, each only if unchanged."""
+        """Revert applied writes, newest first, each only if unchanged;
+        tell whether all were reverted."""
+        complete = True
         for key, entry, (seq_no, term) in reversed(applied):
             try:
                 if entry.original is None:
@@ -712,21 +1013,25 @@ class ElasticsearchDriver(base.StorageDriver):
                                        refresh=self._refresh)
                 elif entry.current is None:
                     self.writer.create(index=self._index, id=key,
-                                       document=_source(entry.original),
+                                       document=_source(entry.original,
+                                                        entry.stamp),
                                        refresh=self._refresh,
                                        require_alias=True)
                 else:
                     self.writer.index(index=self._index, id=key,
-                                      document=_source(entry.original),
+                                      document=_source(entry.original,
+                                                       entry.stamp),
                                       if_seq_no=seq_no,
                                       if_primary_term=term,
                                       refresh=self._refresh,
                                       require_alias=True)
                 LOG.debug('Undid the write of %s', key)
             except _CLIENT_ERRORS as exc:
+                complete = False
                 LOG.error('Could not undo the write of %s (a concurrent '
                           'change may have been partly applied): %s', key,
                           exc)
+        return complete
 
     # -- service -----------------------------------------------------------
 

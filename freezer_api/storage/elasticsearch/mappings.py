@@ -16,7 +16,10 @@ built from ``storage.query.leaves`` exactly as the SQL driver's term rows
 ``_source``. The typed copy under the kind's name maps ids and owner fields
 as keywords, times and counters as longs, flags as booleans and free text as
 analysed text, for operators who browse the index (Kibana, _search); the
-driver itself never reads it.
+driver itself never reads it. A document written by a change of several
+documents also holds ``"txn": <key of that change's journal entry>`` (see
+the driver's "Journal"); an index created before that field existed gets it
+from ``freezer-manage db sync``.
 """
 
 import hashlib
@@ -124,6 +127,9 @@ INTERNAL_FIELDS = {
     'user_id': {'type': 'keyword'},
     'version': {'type': 'long', 'index': False},
     'created_at': {'type': 'long'},
+    # The journal entry of the multi-document change that wrote the
+    # document (driver, "Journal"); absent otherwise.
+    'txn': {'type': 'keyword', 'index': False, 'doc_values': False},
     # The document itself: kept in _source, never parsed into fields (its
     # keys are chosen by clients, their types vary).
     'doc': {'type': 'object', 'enabled': False},
