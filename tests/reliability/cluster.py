@@ -12,6 +12,14 @@ from tests.fixtures import elasticsearch as es_fixture
 from tests.fixtures import servers
 
 
+# NOTE: seconds an API process waits for Elasticsearch. On a loaded test
+# machine the node can stall for more than 5 s; the API then rightly
+# answers 503, but a write's outcome becomes unknown and the soak cannot
+# tell what must be stored. The outage tests need no short timeout: a
+# stopped node refuses connections at once.
+ES_TIMEOUT = 30
+
+
 class Cluster:
     """``count`` API processes sharing one store.
 
@@ -35,7 +43,7 @@ class Cluster:
                 [elasticsearch]
                 hosts = {store[1]}
                 index = {store[2]}
-                timeout = 5
+                timeout = {ES_TIMEOUT}
                 """)
         for n in range(count):
             port = servers.free_port()

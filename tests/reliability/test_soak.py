@@ -23,6 +23,12 @@ from tests.reliability.figures import env_int
 SECONDS = env_float('FREEZER_SOAK_SECONDS', 15)
 SCHEDULERS = env_int('FREEZER_SOAK_SCHEDULERS', 24)
 PROCESSES = env_int('FREEZER_SOAK_PROCESSES', 3)
+# NOTE: seconds a request may take before it counts as unanswered. On a
+# test machine loaded by other work, a change that keeps losing races on a
+# hot session document (retries take turns within a process) was seen to
+# take over 30 s on Elasticsearch; the soak checks what is stored, not
+# latency, and reports the slowest answer.
+REQUEST_TIMEOUT = env_float('FREEZER_SOAK_REQUEST_TIMEOUT', 120)
 
 
 @pytest.fixture(params=['sqlite', 'postgresql', 'elasticsearch'])
@@ -42,10 +48,20 @@ def soak_cluster(request, tmp_path):
 
 
 def test_soak(soak_cluster, figures):
-    transport = workload.Transport(soak_cluster.urls)
+    transport = workload.Transport(soak_cluster.urls,
+                                   timeout=REQUEST_TIMEOUT)
     sessions, plan = workload.setup(transport, SCHEDULERS)
     before = workload.versions(transport, plan)
     log = workload.run(transport, sessions, plan, SECONDS)
+    figures.add('slowest answer (s)', round(transport.slowest, 1))
+    figures.add('unanswered', transport.unanswered)
+    figures.add('5xx', len(transport.server_errors))
+    # NOTE: first: a write answered 503 (or not at all) may have been
+    # applied all the same, which the checks below would report as a lost
+    # or extra write; the 5xx is the finding then.
+    assert not transport.server_errors, transport.server_errors[:5]
+    assert transport.cut == 0, "answers cut off with no process killed"
+    assert transport.unanswered == 0, transport.unanswered_calls[:5]
     checked = workload.check(
         transport, log, sessions, plan, before,
         extra_versions_allowed=soak_cluster.store[0] == 'elasticsearch')
@@ -55,10 +71,11 @@ def test_soak(soak_cluster, figures):
     figures.add('requests', sum(transport.statuses.values()))
     for key, value in checked.items():
         figures.add(f'checked {key}', value)
-    assert not transport.server_errors, transport.server_errors[:5]
-    assert transport.cut == 0, "answers cut off with no process killed"
-    assert transport.unanswered == 0
-    assert 'Traceback' not in soak_cluster.logs()
+    logs = soak_cluster.logs()
+    # changes of several documents left behind and rolled back (the
+    # Elasticsearch journal; see doc/reliability.rst)
+    figures.add('journal roll-backs', logs.count('Rolling back a change'))
+    assert 'Traceback' not in logs
     # the load really was concurrent and mixed
     assert checked['session runs'] >= len(sessions)
     assert log.client_conflicts > 0

@@ -38,8 +38,9 @@ HOLD_OFF = 1
 class Transport:
     """Round-robin over the API processes; counts every answer."""
 
-    def __init__(self, urls):
+    def __init__(self, urls, timeout=30):
         self.urls = list(urls)
+        self.timeout = timeout   # seconds a request may take
         self._cycle = itertools.cycle(range(len(self.urls)))
         self._lock = threading.Lock()
         self.statuses = collections.Counter()
@@ -47,20 +48,25 @@ class Transport:
         self.unanswered = 0
         # answers whose JSON body was cut off (a process killed mid-answer)
         self.cut = 0
+        self.slowest = 0.0   # seconds, of an answered request
+        self.unanswered_calls = []   # (method, path, seconds waited)
 
-    def call(self, method, path, body=None, http=None, timeout=30,
+    def call(self, method, path, body=None, http=None, timeout=None,
              version='v2'):
         with self._lock:
             base = self.urls[next(self._cycle)]
         prefix = f'/v2/{PROJECT}' if version == 'v2' else '/v1'
         data = None if body is None else json.dumps(body)
+        sent = time.monotonic()
         try:
             resp = (http or requests).request(
                 method, base + prefix + path, data=data, headers=HEADERS,
-                timeout=timeout)
+                timeout=timeout or self.timeout)
         except requests.RequestException:
             with self._lock:
                 self.unanswered += 1
+                self.unanswered_calls.append(
+                    (method, path, round(time.monotonic() - sent, 1)))
             return None
         # NOTE: every 200, 201 and 202 of this API carries a JSON body.
         if resp.status_code in (200, 201, 202) or resp.content:
@@ -75,6 +81,7 @@ class Transport:
                     self.cut += 1
                 return None
         with self._lock:
+            self.slowest = max(self.slowest, time.monotonic() - sent)
             self.statuses[resp.status_code] += 1
             if resp.status_code >= 500:
                 self.server_errors.append(
