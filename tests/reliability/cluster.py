@@ -5,10 +5,8 @@ tests: start them, kill one with SIGKILL, start it again, stop them all
 import os
 import signal
 import textwrap
-import urllib.parse
 
 from freezer_api.cmd import manage
-from tests.fixtures import elasticsearch as es_fixture
 from tests.fixtures import servers
 
 
@@ -97,21 +95,3 @@ class Cluster:
     def stop(self):
         for server in self.servers:
             server.stop()
-
-
-def proxied_sql_url(url, proxy_port):
-    """The same database URL, reached through a proxy on ``proxy_port``."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc.rsplit('@', 1)
-    host = f'127.0.0.1:{proxy_port}'
-    netloc = f'{netloc[0]}@{host}' if len(netloc) == 2 else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def sql_target(url):
-    parts = urllib.parse.urlsplit(url)
-    return parts.hostname, parts.port
-
-
-def proxy_to(host, port):
-    return es_fixture.TcpProxy(host, port)

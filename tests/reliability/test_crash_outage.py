@@ -10,20 +10,22 @@
   back from its journal entry. ``test_roll_back_spares_a_later_identical_
   write`` and ``test_writer_that_lost_its_intent_undoes_its_change`` pin
   the two ways a roll-back could destroy an acknowledged write.
-* ``test_store_outage_under_write_load``: the store (PostgreSQL,
-  Elasticsearch) becomes unreachable mid-load (a TCP proxy between the API
-  and the store refuses and drops every connection, as a stopped server
-  does) and comes back: 503 while it is down, service again by itself
-  afterwards, nothing acknowledged lost, nothing half applied.
+* ``test_store_outage_under_write_load``: the store is stopped for real
+  mid-load (PostgreSQL: ``pg_ctl stop -m immediate``; Elasticsearch:
+  SIGKILL of the node) on a server of the test's own, and started again
+  on the same port and data: 503 while it is down, service again by
+  itself afterwards, nothing acknowledged lost, nothing half applied.
 
 Lengths: ``FREEZER_CRASH_SECONDS`` (load per test, default 8).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -33,6 +35,8 @@ from freezer_api.core import base as core_base
 from freezer_api.core.service import Services
 from freezer_api.storage.base import Scope
 from tests.conftest import make_conf
+from tests.fixtures import elasticsearch as es_fixture
+from tests.fixtures import postgresql as pg_fixture
 from tests.reliability import cluster as cluster_module
 from tests.reliability import workload
 from tests.reliability.figures import env_float
@@ -111,6 +115,8 @@ CHILD = textwrap.dedent("""\
     from freezer_api.storage.base import Scope
     from freezer_api.storage.elasticsearch import driver as es
     from tests.conftest import make_conf
+from tests.fixtures import elasticsearch as es_fixture
+from tests.fixtures import postgresql as pg_fixture
     import pathlib
 
     hosts, index, session_id, job_id, die = sys.argv[1:6]
@@ -291,65 +297,113 @@ def test_writer_that_lost_its_intent_undoes_its_change(tmp_path,
         sweeper.close()
 
 
-@pytest.mark.parametrize('store_name', ['postgresql', 'elasticsearch'])
-def test_store_outage_under_write_load(request, tmp_path, store_name,
-                                       figures):
-    store = _store(request, tmp_path, store_name)
-    if store[0] == 'sql':
-        host, port = cluster_module.sql_target(store[1])
-        proxy = cluster_module.proxy_to(host, port)
-        store = ('sql', cluster_module.proxied_sql_url(store[1], proxy.port))
+@contextlib.contextmanager
+def _stoppable_store(name):
+    """A store server of the test's own (the shared ones stay up):
+    ``(store, stop, start)``. PostgreSQL stops with ``pg_ctl stop -m
+    immediate`` (every server process quits at once, open transactions
+    cut) and starts again on its port and data directory; the
+    Elasticsearch node gets SIGKILL (launcher and JVM) and starts again on
+    its ports and data path."""
+    if name == 'postgresql':
+        server = pg_fixture.start_stoppable_server()
+        if server is None:
+            pytest.skip('stopping PostgreSQL needs its server programs '
+                        '(initdb, pg_ctl)')
+        try:
+            yield (('sql', server.create_database()),
+                   lambda: server.cluster.halt('immediate'),
+                   server.cluster.restart)
+        finally:
+            server.close()
     else:
-        target = requests.utils.urlparse(store[1])
-        proxy = cluster_module.proxy_to(target.hostname, target.port)
-        store = ('elasticsearch', proxy.url, store[2])
-    apis = None
-    try:
+        node = es_fixture.start_node()
+        try:
+            yield (('elasticsearch', node.url, 'freezer-outage'), node.kill,
+                   node.start)
+        finally:
+            node.remove()
+
+
+@pytest.mark.parametrize('store_name', ['postgresql', 'elasticsearch'])
+def test_store_outage_under_write_load(tmp_path, store_name, figures):
+    """The store is stopped for real a quarter of the way, started again
+    at half time (the load goes on meanwhile), and the load runs on for
+    half the length once it is back."""
+    with _stoppable_store(store_name) as (store, stop, start):
         apis = cluster_module.Cluster(tmp_path, store, count=2)
-        transport = workload.Transport(apis.urls)
-        sessions, plan = workload.setup(transport, SCHEDULERS)
-        before = workload.versions(transport, plan)
-        phases = []
-        during_outage = {}
-
-        def outage(elapsed):
-            if not phases and elapsed > SECONDS / 4:
-                proxy.pause()
-                figures.add('store outages')
-                phases.append(('down', dict(transport.statuses)))
-            elif len(phases) == 1 and elapsed > SECONDS / 2:
-                during_outage.update(
-                    {k: transport.statuses[k] - phases[0][1].get(k, 0)
-                     for k in transport.statuses})
-                proxy.resume()
-                phases.append(('up', dict(transport.statuses)))
-
-        log = workload.run(transport, sessions, plan, SECONDS,
-                           during=outage)
-        assert [p[0] for p in phases] == ['down', 'up']
-        # while the store was down: 503s, and nothing else of 5xx
-        assert during_outage.get(503, 0) > 0, during_outage
-        assert {e[2] for e in transport.server_errors} <= {503}
-        # back by itself: every process answers again
-        for url in apis.urls:
-            deadline = time.monotonic() + 60
-            while True:
-                resp = requests.get(
-                    f'{url}/v2/{workload.PROJECT}/jobs/?limit=1',
-                    headers=workload.HEADERS, timeout=30)
-                if resp.status_code == 200 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            assert resp.status_code == 200, resp.text
-        checked = _wait_consistent(transport, log, sessions, plan, before)
-        figures.add('requests', sum(transport.statuses.values()))
-        figures.add('503 while down', during_outage.get(503, 0))
-        figures.add('acknowledged writes checked',
-                    checked['backups'] + sum(
-                        1 for sent in log.patches.values()
-                        for _, ok in sent if ok))
-        assert 'Traceback' not in apis.logs()
-    finally:
-        if apis is not None:
+        try:
+            _outage(apis, stop, start, figures)
+        finally:
             apis.stop()
-        proxy.close()
+
+
+def _outage(apis, stop, start, figures):
+    transport = workload.Transport(apis.urls)
+    sessions, plan = workload.setup(transport, SCHEDULERS)
+    before = workload.versions(transport, plan)
+    state = {}
+    restarter = []
+
+    def bring_back():
+        try:
+            start()
+        except BaseException as exc:  # reported below
+            state['error'] = exc
+        finally:
+            state['back'] = time.monotonic()
+
+    def outage(elapsed):
+        if 'down' not in state and elapsed > SECONDS / 4:
+            state['statuses before'] = dict(transport.statuses)
+            stop()
+            state['down'] = time.monotonic()
+            figures.add('store stops')
+        elif 'down' in state and not restarter and elapsed > SECONDS / 2:
+            restarter.append(threading.Thread(target=bring_back,
+                                              daemon=True))
+            restarter[0].start()
+        elif 'back' in state and 'statuses back' not in state:
+            state['statuses back'] = dict(transport.statuses)
+
+    def longer():
+        return 'back' not in state or (
+            time.monotonic() - state['back'] < SECONDS / 2)
+
+    log = workload.run(transport, sessions, plan, SECONDS, during=outage,
+                       longer=longer, limit=SECONDS + 240)
+    assert restarter, 'the store was never stopped'
+    restarter[0].join(timeout=60)
+    assert 'error' not in state, state.get('error')
+    assert 'statuses back' in state, 'the store did not come back in time'
+    down, back = state['statuses before'], state['statuses back']
+    during_outage = {k: back.get(k, 0) - down.get(k, 0) for k in back}
+    after = {k: transport.statuses[k] - back.get(k, 0)
+             for k in transport.statuses}
+    # while the store was down: 503s, and nothing else of 5xx
+    assert during_outage.get(503, 0) > 0, during_outage
+    assert {e[2] for e in transport.server_errors} <= {503}
+    # back by itself, under load: writes acknowledged again ...
+    assert sum(after.get(k, 0) for k in (201, 202, 204)) > 0, after
+    # ... and every process answers
+    for url in apis.urls:
+        deadline = time.monotonic() + 60
+        while True:
+            resp = requests.get(
+                f'{url}/v2/{workload.PROJECT}/jobs/?limit=1',
+                headers=workload.HEADERS, timeout=30)
+            if resp.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert resp.status_code == 200, resp.text
+    checked = _wait_consistent(transport, log, sessions, plan, before)
+    figures.add('requests', sum(transport.statuses.values()))
+    figures.add('seconds down', round(state['back'] - state['down'], 1))
+    figures.add('503 while down', during_outage.get(503, 0))
+    figures.add('acknowledged writes checked',
+                checked['backups'] + sum(
+                    1 for sent in log.patches.values()
+                    for _, ok in sent if ok))
+    logs = apis.logs()
+    figures.add('journal roll-backs', logs.count('Rolling back a change'))
+    assert 'Traceback' not in logs

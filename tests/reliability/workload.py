@@ -300,9 +300,10 @@ class Operator(threading.Thread):
 
 
 def run(transport, sessions, plan, seconds, operators=2, seed=0,
-        during=None):
+        during=None, longer=None, limit=300):
     """Run the workers for ``seconds``; ``during(elapsed)`` is called
-    about every 0.2 s from this thread (to inject faults)."""
+    about every 0.2 s from this thread (to inject faults). While
+    ``longer()`` is true they run on, up to ``limit`` seconds in all."""
     log = Log()
     stop = threading.Event()
     workers = [Scheduler(transport, log, stop, entry, sessions,
@@ -313,7 +314,11 @@ def run(transport, sessions, plan, seconds, operators=2, seed=0,
     for worker in workers:
         worker.start()
     try:
-        while time.monotonic() - started < seconds:
+        while True:
+            elapsed = time.monotonic() - started
+            if elapsed >= limit or elapsed >= seconds and (
+                    longer is None or not longer()):
+                break
             time.sleep(0.2)
             if during is not None:
                 during(time.monotonic() - started)
