@@ -202,6 +202,14 @@ def _like_escape(text):
             .replace('%', _LIKE_ESCAPE + '%').replace('_', _LIKE_ESCAPE + '_'))
 
 
+def _path_keys(path):
+    """The keys a leaf at ``path`` may have: the part after any dot, or
+    all of it (keys may hold dots themselves)."""
+    keys = [path[i + 1:] for i, char in enumerate(path) if char == '.']
+    keys.append(path)
+    return keys
+
+
 def _get_values(doc_id, scope):
     """Parameters of ``_get_statement``; None when nothing can match."""
     values = {'doc_id': doc_id}
@@ -800,14 +808,16 @@ class SQLAlchemyDriver(base.StorageDriver):
             values['project_id'] = scope.project_id
         if scope.user_id is not None:
             values['user_id'] = scope.user_id
-        for i, term in enumerate(query.match):
-            values[f'm{i}f'] = models.index_form(term.field)
-            values[f'm{i}v'] = models.value_form(term.value)
-        shape.append(tuple(term.is_path for term in query.match))
-        for i, term in enumerate(query.match_not):
-            values[f'n{i}f'] = models.index_form(term.field)
-            values[f'n{i}v'] = models.value_form(term.value)
-        shape.append(tuple(term.is_path for term in query.match_not))
+        for prefix, terms in (('m', query.match), ('n', query.match_not)):
+            term_shapes = []
+            for i, term in enumerate(terms):
+                values[f'{prefix}{i}f'] = models.index_form(term.field)
+                values[f'{prefix}{i}v'] = models.value_form(term.value)
+                keys = _path_keys(term.field) if term.is_path else ()
+                for j, key in enumerate(keys):
+                    values[f'{prefix}{i}k{j}'] = models.index_form(key)
+                term_shapes.append((term.is_path, len(keys)))
+            shape.append(tuple(term_shapes))
         for i, needle in enumerate(query.text):
             # stored text holds NUL as U+FFFD (see models.text_form)
             needle = needle.lower().replace('\x00', '\ufffd')
@@ -837,17 +847,23 @@ class SQLAlchemyDriver(base.StorageDriver):
         if has_user:
             conds.append(docs.c.user_id == sa.bindparam('user_id'))
 
-        def term_cond(prefix, is_path):
-            column = idx.c.path if is_path else idx.c.key
-            return [column == sa.bindparam(prefix + 'f'),
-                    idx.c.value == sa.bindparam(prefix + 'v')]
+        def term_cond(prefix, term_shape):
+            is_path, keys = term_shape
+            value = idx.c.value == sa.bindparam(prefix + 'v')
+            if not is_path:
+                return [idx.c.key == sa.bindparam(prefix + 'f'), value]
+            # PERF: through the (key, value) index; the path is checked
+            # on the rows it finds (see models: there is no path index).
+            return [idx.c.key.in_([sa.bindparam(f'{prefix}k{j}')
+                                   for j in range(keys)]),
+                    value, idx.c.path == sa.bindparam(prefix + 'f')]
 
-        for i, is_path in enumerate(match):
-            conds.append(docs.c.pk.in_(
-                sa.select(idx.c.doc_pk).where(*term_cond(f'm{i}', is_path))))
-        for i, is_path in enumerate(match_not):
-            conds.append(~sa.exists().where(idx.c.doc_pk == docs.c.pk,
-                                            *term_cond(f'n{i}', is_path)))
+        for i, term_shape in enumerate(match):
+            conds.append(docs.c.pk.in_(sa.select(idx.c.doc_pk).where(
+                *term_cond(f'm{i}', term_shape))))
+        for i, term_shape in enumerate(match_not):
+            conds.append(~sa.exists().where(
+                idx.c.doc_pk == docs.c.pk, *term_cond(f'n{i}', term_shape)))
         for i, has_needle in enumerate(text):
             where = [idx.c.doc_pk == docs.c.pk]
             if has_needle:

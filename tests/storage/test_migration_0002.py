@@ -1,0 +1,88 @@
+"""Revision 0002 (slimmer index) on a store written at revision 0001.
+
+The documents and their index rows stay; searches by key, path and range
+give the same answers before and after; the indexes are the ones the
+models describe; downgrading restores the 0001 indexes.
+"""
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic import config as alembic_config
+
+from freezer_api.storage import query as q
+from freezer_api.storage.base import Scope
+from freezer_api.storage.sqlalchemy import driver as sql_driver
+from tests.conftest import make_conf
+
+P = 'project-a'
+QUERIES = [
+    q.Query(match=(q.Term('client_id', 'node_1'),)),
+    q.Query(match=(q.Term('job_schedule.status', 'scheduled'),),
+            match_not=(q.Term('result', 'fail'),)),
+    q.Query(match=(q.Term('x.y', 1),)),      # a key holding a dot
+    q.Query(match=(q.Term('a.x.y', 1),)),
+    q.Query(ranges=(q.Range('job_schedule.pid', 3, 7),)),
+    q.Query(text=('NIGHT',)),
+]
+
+
+def _alembic(driver, revision, downgrade=False):
+    cfg = alembic_config.Config()
+    cfg.set_main_option('script_location', sql_driver.MIGRATIONS_DIR)
+    with driver._schema_connection('migrating') as conn:
+        cfg.attributes['connection'] = conn
+        (command.downgrade if downgrade else command.upgrade)(cfg, revision)
+
+
+def _indexes(url, kind='jobs'):
+    engine = sa.create_engine(url)
+    try:
+        return sorted(index['name'] for index in
+                      sa.inspect(engine).get_indexes(f'{kind}_terms'))
+    finally:
+        engine.dispose()
+
+
+def _answers(driver):
+    return [[record.id for record in driver.list('jobs', Scope(P), query,
+                                                 100, 0)]
+            for query in QUERIES]
+
+
+@pytest.fixture(params=['sqlite', 'postgresql', 'mariadb'])
+def url(request, tmp_path):
+    if request.param == 'sqlite':
+        return f'sqlite:///{tmp_path}/m.sqlite'
+    return request.getfixturevalue(f'{request.param}_url')
+
+
+def test_upgrade_from_0001_keeps_every_answer(tmp_path, url):
+    driver = sql_driver.SQLAlchemyDriver(
+        make_conf(tmp_path, **{'database.connection': url}))
+    try:
+        _alembic(driver, '0001')
+        assert 'ix_jobs_terms_path' in _indexes(url)
+        for i in range(12):
+            driver.create('jobs', f'job{i:02d}', P, 'u', i, {
+                'client_id': f'node_{i % 3}',
+                'description': 'Nightly' if i % 2 else 'weekly',
+                'job_schedule': {'status': ['scheduled', 'running'][i % 2],
+                                 'pid': i, 'result': 'fail' if i == 4
+                                 else ''},
+                'x.y': i % 2, 'a': {'x.y': i % 2}})
+        before = _answers(driver)
+        assert all(before), before
+
+        driver.upgrade_schema()
+        assert driver.describe_schema()['revision'] == '0002'
+        assert _indexes(url) == sorted(['ix_jobs_terms_key',
+                                        'ix_jobs_terms_num',
+                                        'ix_jobs_terms_doc'])
+        assert _answers(driver) == before
+
+        _alembic(driver, '0001', downgrade=True)
+        assert 'ix_jobs_terms_path' in _indexes(url)
+        assert _answers(driver) == before
+    finally:
+        driver.close()
