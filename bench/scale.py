@@ -1,5 +1,10 @@
 """Grow a store to N jobs and N backups, straight into the store.
 
+A level of N stored documents means the benchmark's project holds N jobs
+(what the poll searches) and N backups (what the backup search searches),
+2 N documents in all, plus its 100 clients and 400 sessions; every filler
+is in the project, none in another one.
+
 Filler documents are copies of a stored base document (as each service
 stored it) with new ids, owned by other clients (``filler_nodeNNNNNN``, ten
 jobs each) and other backup names (``filler_NNNNNNN``), so the base
@@ -7,8 +12,9 @@ documents the scenarios look for stay the same and only the store grows.
 Our fillers are older than the base documents (``created_at``): a list that
 walked the project in creation order would have to pass all of them.
 
-Ours on SQL: rows of ``<kind>`` plus their index rows (``models.term_rows``,
-the very function the driver uses). Ours on Elasticsearch: bulk requests of
+Ours on SQL: rows of ``<kind>`` plus their index rows, exactly those of
+``models.term_rows``, the very function the driver uses (see
+``TermPatcher``). Ours on Elasticsearch: bulk requests of
 the driver's own ``_source`` form. Upstream: copies of its table rows.
 """
 
@@ -348,7 +354,7 @@ def _load_pg(engine, models, kind, doc_columns, term_columns, indexes,
             timing['index_rows'] += len(term_rows)
         out['insert_s'] = round(time.monotonic() - started, 1)
         started = time.monotonic()
-        cur.execute('SET maintenance_work_mem = \'512MB\'')
+        cur.execute('SET maintenance_work_mem = \'1GB\'')
         for index in indexes:
             cur.execute(_ddl(engine, sa.schema.CreateIndex(index)))
         for fk in fks:
