@@ -115,8 +115,6 @@ CHILD = textwrap.dedent("""\
     from freezer_api.storage.base import Scope
     from freezer_api.storage.elasticsearch import driver as es
     from tests.conftest import make_conf
-from tests.fixtures import elasticsearch as es_fixture
-from tests.fixtures import postgresql as pg_fixture
     import pathlib
 
     hosts, index, session_id, job_id, die = sys.argv[1:6]
