@@ -86,3 +86,41 @@ def test_upgrade_from_0001_keeps_every_answer(tmp_path, url):
         assert _answers(driver) == before
     finally:
         driver.close()
+
+
+def _statistics(path):
+    """Tables with SQLite planner statistics; None without the table."""
+    import sqlite3
+    conn = sqlite3.connect(path)
+    try:
+        if not conn.execute("SELECT count(*) FROM sqlite_master "
+                            "WHERE name = 'sqlite_stat1'").fetchone()[0]:
+            return None
+        return {row[0] for row in conn.execute(
+            'SELECT DISTINCT tbl FROM sqlite_stat1')}
+    finally:
+        conn.close()
+
+
+def test_sqlite_keeps_planner_statistics(tmp_path, monkeypatch):
+    """Without statistics SQLite walks a whole project to find a client's
+    jobs; db sync makes them, and writers refresh them now and then."""
+    import sqlite3
+    path = tmp_path / 's.sqlite'
+    driver = sql_driver.SQLAlchemyDriver(
+        make_conf(tmp_path, **{'database.connection': f'sqlite:///{path}'}))
+    try:
+        driver.upgrade_schema()
+        assert _statistics(path) is not None
+        conn = sqlite3.connect(path)
+        conn.execute('DROP TABLE sqlite_stat1')
+        conn.commit()
+        conn.close()
+        assert _statistics(path) is None
+        monkeypatch.setattr(sql_driver._WriterQueue, 'CHECKPOINT_EVERY', 5)
+        for i in range(5):
+            driver.create('jobs', f'j{i}', P, 'u', i, {'client_id': 'c'})
+        # the first checkpoint of the process analyzes what is stored
+        assert {'jobs', 'jobs_terms'} <= _statistics(path)
+    finally:
+        driver.close()

@@ -59,6 +59,11 @@ _UNAVAILABLE = 'the database is unavailable'
 _MAX_OFFSET = 2 ** 63 - 1
 # Compiled statements kept per driver (see _Prepared).
 _MAX_PREPARED = 512
+# SQLite statistics are refreshed at this process's first WAL checkpoint
+# and then every ANALYZE_EVERY checkpoints (CHECKPOINT_EVERY writes each),
+# sampling ANALYZE_ROWS rows per index.
+ANALYZE_EVERY = 64
+ANALYZE_ROWS = 1000
 
 # Outcomes of _classify.
 _RETRY = 'retry'          # lost a race: run the change again
@@ -425,15 +430,16 @@ class _Transaction(base.Transaction):
         _check_kind(record.kind)
         table = models.documents[record.kind]
         text = _dumps(doc)
-        pk, where = self._target(record)
         key = _record_key(record.kind, record.project_id, record.id)
+        pk = self._pks.get(key)
         stored = self._texts.get(key)
         # NOTE: the text read from the row, not record.doc, which the
         # caller may have changed in place.
         old_text = (stored[1] if stored is not None
                     and stored[0] == record.version else None)
         stmt = None if pk is not None else sa.update(table).where(
-            *where).values(doc=text, version=record.version + 1)
+            *self._target(record)[1]).values(doc=text,
+                                             version=record.version + 1)
         with self._guard('updating a document'):
             if pk is not None:
                 # the row this change read: the common case, prepared
@@ -525,6 +531,7 @@ class SQLAlchemyDriver(base.StorageDriver):
                 isolation_level='AUTOCOMMIT')
         self._pid = os.getpid()
         self._statements = {}
+        self._checkpoints = 0
 
     @property
     def embedded(self):
@@ -1015,10 +1022,27 @@ class SQLAlchemyDriver(base.StorageDriver):
         try:
             # NOTE: outside any transaction (isolation_level is None).
             raw.driver_connection.execute('PRAGMA wal_checkpoint(PASSIVE)')
+            self._checkpoints += 1
+            if self._checkpoints % ANALYZE_EVERY == 1:
+                self._analyze(raw.driver_connection)
         except Exception as exc:  # sqlite3.Error, whatever the module
             LOG.debug('WAL checkpoint failed: %s', exc)
         finally:
             raw.close()
+
+    def _analyze(self, sqlite_conn):
+        """Refresh SQLite's statistics of the tables and indexes.
+
+        PERF: without them SQLite's planner cannot tell a client's ten jobs
+        from the million of its project: it walks the project in list
+        order to find them (130 ms at 200 000 jobs instead of 3 ms).
+        PostgreSQL and MySQL keep their statistics themselves; SQLite only
+        on ANALYZE. Sampling (``analysis_limit``) bounds its cost whatever
+        the size. Run in the writers' turn, as it writes ``sqlite_stat1``.
+        """
+        with self._writer_turn():
+            sqlite_conn.execute(f'PRAGMA analysis_limit = {ANALYZE_ROWS}')
+            sqlite_conn.execute('ANALYZE')
 
     def _attempt_in_turn(self, change, lock_reads, reconnected):
         with self._serialized(), self._writer_turn():
@@ -1162,6 +1186,10 @@ class SQLAlchemyDriver(base.StorageDriver):
         with self._schema_connection('upgrading the schema') as conn:
             cfg.attributes['connection'] = conn
             command.upgrade(cfg, 'head')
+            if self._sqlite:
+                # statistics for the planner from the start (see _analyze)
+                conn.exec_driver_sql(f'PRAGMA analysis_limit = {ANALYZE_ROWS}')
+                conn.exec_driver_sql('ANALYZE')
 
     def drop_schema(self):
         version = sa.Table(VERSION_TABLE, sa.MetaData(),
