@@ -70,8 +70,12 @@ def migrated_sqlite(tmp_path_factory):
 
 
 # The engines the HTTP suite runs on; every one must give the same answers.
+# NOTE: PostgreSQL is left out by default to keep CI well inside its time:
+# it shares the SQL driver with SQLite, and the storage contract, the
+# migration, soak, crash and outage tests run on it. Add it with
+# FREEZER_TEST_API_BACKENDS=sqlite,postgresql,elasticsearch.
 API_BACKENDS = os.environ.get('FREEZER_TEST_API_BACKENDS',
-                              'sqlite,postgresql,elasticsearch').split(',')
+                              'sqlite,elasticsearch').split(',')
 
 
 def pytest_generate_tests(metafunc):
