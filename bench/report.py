@@ -88,15 +88,25 @@ def scale_table(results):
                 growth = (_ratio(last, first, 2)
                           if isinstance(first, float)
                           and isinstance(last, float) else '-')
+                # Server CPU per request: less at the mercy of the
+                # machine's other jobs than a latency.
+                cpus = [((levels.get(f'{side}/{size}') or {}).get(scenario)
+                         or {}) for size in sizes]
+                cpus = [c.get('cpu_ms') if isinstance(c, dict) else None
+                        for c in cpus]
+                cpu_growth = (_ratio(cpus[-1], cpus[0], 2)
+                              if None not in (cpus[0], cpus[-1]) else '-')
                 rows.append([store, side, scenario] + [
                     v if isinstance(v, str) else _f(v, 2) for v in p50s] +
-                    [growth])
+                    [growth, ' / '.join(_f(c, 2) for c in cpus),
+                     cpu_growth])
     if not rows:
         return ''
     sizes = sorted({int(k.split('/')[1]) for levels in
                     results['scale'].values() for k in levels})
     header = ['store', 'side', 'scenario'] + [
-        f'p50 ms @{n:,}' for n in sizes] + ['growth']
+        f'p50 ms @{n:,}' for n in sizes] + [
+        'growth', 'CPU ms/req per level', 'CPU growth']
     return _table(header, rows)
 
 
