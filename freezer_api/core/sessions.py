@@ -71,7 +71,7 @@ def start(session: dict, job_id: str, tag: int, now: int):
     if in_window:
         # a late node joins the run another node opened moments ago
         jobs[job_id] = _running_entry(jobs[job_id], current, now)
-        return {**session, 'jobs': jobs}, 'success', current
+        return _settle({**session, 'jobs': jobs}, now), 'success', current
     new_tag = current + 1
     jobs[job_id] = _running_entry(jobs[job_id], new_tag, now)
     started = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
@@ -118,11 +118,24 @@ def end(session: dict, job_id: str, tag: int, result: str, now: int):
     jobs[job_id] = {**jobs[job_id], 'status': 'completed',
                     'result': result, 'time_ended': now,
                     'session_tag': current}
-    session = {**session, 'jobs': jobs}
+    return _settle({**session, 'jobs': jobs}, now), 'success', current
+
+
+def _settle(session, now):
+    """Make the session's status and result the aggregate of its run.
+
+    NOTE: a run may change after it completed: a late node joins within
+    the hold-off window (the run is open again until it ends), or a node
+    reports its end again with another result.
+    """
     outcome = run_result(session, now)
-    if outcome is not None and session.get('status') != 'completed':
+    if outcome is None:
+        if session.get('status') == 'completed':
+            session.update(status='running', result='', time_end=-1)
+    elif (session.get('status') != 'completed'
+          or session.get('result') != outcome):
         session.update(status='completed', result=outcome, time_end=now)
-    return session, 'success', current
+    return session
 
 
 def _int_tag(value):

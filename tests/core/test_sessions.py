@@ -107,6 +107,40 @@ def test_any_failure_completes_the_run_as_fail(bad):
     assert (doc['status'], doc['result']) == ('completed', 'fail')
 
 
+def test_a_late_joiner_reopens_a_completed_run_and_its_end_counts():
+    """Found by the soak: the run completed (every member that took part
+    succeeded), a node with the old tag joined within the hold-off, ended
+    with "fail", and the session stayed "success"."""
+    doc, _, _ = sessions.start(session(hold_off=30), 'a', 0, NOW)
+    doc, _, _ = sessions.end(doc, 'a', 1, 'success', NOW + 1)
+    doc, _, _ = sessions.start(doc, 'b', 0, NOW + 2)
+    doc, _, _ = sessions.end(doc, 'b', 1, 'success', NOW + 3)
+    assert (doc['status'], doc['result']) == ('completed', 'success')
+    # a again, still holding tag 0, within the hold-off: joins run 1
+    doc, result, tag = sessions.start(doc, 'a', 0, NOW + 4)
+    assert (result, tag) == ('success', 1)
+    assert (doc['status'], doc['result'], doc['time_end']) == (
+        'running', '', -1)
+    doc, _, _ = sessions.end(doc, 'a', 1, 'fail', NOW + 5)
+    assert (doc['status'], doc['result'], doc['time_end']) == (
+        'completed', 'fail', NOW + 5)
+
+
+def test_a_late_joiner_does_not_reopen_a_failed_run():
+    doc, _, _ = sessions.start(session(), 'a', 0, NOW)
+    doc, _, _ = sessions.end(doc, 'a', 1, 'fail', NOW + 1)
+    doc, _, _ = sessions.start(doc, 'b', 0, NOW + 2)
+    assert (doc['status'], doc['result']) == ('completed', 'fail')
+
+
+def test_an_end_reported_again_with_another_result_is_counted():
+    doc, _, _ = sessions.start(session(jobs=('a',)), 'a', 0, NOW)
+    doc, _, _ = sessions.end(doc, 'a', 1, 'success', NOW + 1)
+    assert (doc['status'], doc['result']) == ('completed', 'success')
+    doc, _, _ = sessions.end(doc, 'a', 1, 'aborted', NOW + 2)
+    assert (doc['status'], doc['result']) == ('completed', 'fail')
+
+
 def test_entries_of_previous_runs_do_not_count():
     doc, _, _ = sessions.start(session(), 'a', 0, NOW)
     doc, _, _ = sessions.start(doc, 'b', 0, NOW + 1)
