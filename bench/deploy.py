@@ -256,6 +256,11 @@ def start_ours(workdir, port, store, processes=2, threads=2, name='ours'):
     argv = _uwsgi_argv(OURS_VENV, port, processes, threads) + [
         '--module', 'freezer_api.cmd.wsgi:application']
     env = _env(workdir, FREEZER_API_CONFIG_FILES=conf)
+    return _serve(name, argv, env, port, workdir)
+
+
+def _serve(name, argv, env, port, workdir):
+    """Start a uwsgi ``Service`` and wait until it answers."""
     service = Service(name, argv, env, port,
                       os.path.join(workdir, f'{name}.log'))
     try:
@@ -303,13 +308,7 @@ def start_upstream(workdir, port, connection, processes=2, threads=2,
     argv = _uwsgi_argv(venv, port, processes, threads) + [
         '--module', 'freezer_api.wsgi:application',
         '--pyargv', f'--config-file {conf}']
-    service = Service(name, argv, env, port,
-                      os.path.join(workdir, f'{name}.log'))
-    try:
-        return service.wait_ready()
-    except BaseException:
-        service.stop()
-        raise
+    return _serve(name, argv, env, port, workdir)
 
 
 NULL_APP = """\

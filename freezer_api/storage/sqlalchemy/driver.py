@@ -885,10 +885,8 @@ class SQLAlchemyDriver(base.StorageDriver):
             if high:
                 where.append(idx.c.num <= sa.bindparam(f'r{i}hi'))
             conds.append(docs.c.pk.in_(sa.select(idx.c.doc_pk).where(*where)))
-        scope = base.Scope('' if has_project else None,
-                           '' if has_user else None)
         return (sa.select(*_record_columns(docs)).where(*conds)
-                .order_by(*self._order(kind, scope))
+                .order_by(*self._order(kind, any_project=not has_project))
                 .limit(sa.bindparam('lim', type_=sa.BigInteger()))
                 .offset(sa.bindparam('off', type_=sa.BigInteger())))
 
@@ -921,10 +919,10 @@ class SQLAlchemyDriver(base.StorageDriver):
                 pooled.close()
 
     @staticmethod
-    def _order(kind, scope):
+    def _order(kind, any_project):
         table = models.documents[kind]
         order = [table.c.created_at, table.c.id]
-        if kind in base.PROJECT_UNIQUE_KINDS and scope.project_id is None:
+        if kind in base.PROJECT_UNIQUE_KINDS and any_project:
             # NOTE: ids repeat across projects; without this tie-break the
             # order, hence paging, would not be stable.
             order.append(table.c.pk)
