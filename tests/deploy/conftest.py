@@ -4,10 +4,13 @@
 stops it, and everything it forked, when the test ends, passed or failed.
 """
 
+import http.client
 import os
 import signal
+import ssl
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -122,3 +125,94 @@ def exercise(url, **kwargs):
     assert [c['client']['client_id'] for c in listed.json()['clients']] == [
         'proj1_node1']
     return versions
+
+
+def noauth_step(number):
+    """Reads and writes in turn: versions, a client created, read, listed
+    (v1), deleted."""
+    client_id = f'proj1_keepalive-{number // 5}'
+    return [('GET', '/', None, 300),
+            ('POST', '/v2/proj1/clients/', {'client_id': client_id}, 201),
+            ('GET', f'/v2/proj1/clients/{client_id}', None, 200),
+            ('GET', '/v1/clients/', None, 200),
+            ('DELETE', f'/v2/proj1/clients/{client_id}', None, 204),
+            ][number % 5]
+
+
+def keystone_step(number):
+    """Without a token: versions, health, and a refused API call."""
+    return [('GET', '/', None, 300),
+            ('GET', '/healthcheck', None, 200),
+            ('GET', '/v2/proj1/clients/', None, 401)][number % 3]
+
+
+def keep_alive_round(url, count=200, step=noauth_step, **kwargs):
+    """``count`` sequential requests over one ``requests.Session``.
+
+    What clients that reuse connections (keystoneauth, python-freezerclient)
+    do: a server that closes a connection without saying so (no
+    ``Connection: close``, not HTTP/1.0) makes the next request on it fail
+    with "connection reset" or "remote end closed connection". ``step(n)``
+    is the n-th request: (method, path, JSON body, expected status). Any
+    error or unexpected status fails.
+
+    As that failure depends on timing, ``second_request_on_one_connection``
+    first checks the same thing deterministically.
+    """
+    second_request_on_one_connection(url, verify=kwargs.get('verify'))
+    failures = []
+    answered = 0
+    with requests.Session() as session:
+        for number in range(count):
+            method, path, body, status = step(number)
+            try:
+                answer = session.request(method, url + path, json=body,
+                                         headers=HEADERS, timeout=60,
+                                         **kwargs)
+            except requests.RequestException as error:
+                failures.append(f'#{number} {method} {path}: {error!r}')
+                continue
+            answered += 1
+            if answer.status_code != status:
+                failures.append(f'#{number} {method} {path}: '
+                                f'{answer.status_code} {answer.text[:200]}')
+    assert not failures, (f'{len(failures)} of {count} requests over one '
+                          f'session failed:\n' + '\n'.join(failures[:20]))
+    assert answered == count
+
+
+def second_request_on_one_connection(url, verify=None):
+    """A first answer that does not say ``Connection: close`` keeps the
+    connection open: a second request on it is answered."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == 'https':
+        context = ssl.create_default_context(
+            cafile=verify if isinstance(verify, str) else None)
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port,
+                                           timeout=60, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port,
+                                          timeout=60)
+    try:
+        conn.request('GET', '/healthcheck')
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200, first.status
+        says_close = (first.version == 10 or 'close' in (
+            first.getheader('Connection') or '').lower())
+        if says_close:
+            return
+        # NOTE: http.client reuses the connection it was told is open.
+        try:
+            conn.request('GET', '/healthcheck')
+            second = conn.getresponse()
+            second.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise AssertionError(
+                f'the server closed a connection without saying so: the '
+                f'first answer (HTTP/{first.version / 10:.1f}, headers '
+                f'{dict(first.getheaders())}) kept it open, the second '
+                f'request on it failed: {error!r}') from None
+        assert second.status == 200, second.status
+    finally:
+        conn.close()

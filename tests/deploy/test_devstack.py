@@ -23,7 +23,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from freezer_api import conf as conf_pkg
-from tests.deploy.conftest import REPO
+from tests.deploy.conftest import REPO, keep_alive_round, keystone_step
 from tests.fixtures import servers
 
 PLUGIN_FILES = ('devstack/plugin.sh', 'devstack/settings',
@@ -267,6 +267,8 @@ def test_stack_unstack_clean(tmp_path, run_service, server_type, backend):
                             timeout=30).status_code == 200
         assert requests.get(api.url + '/v2/proj1/clients/',
                             timeout=30).status_code == 401
+        # Clients that keep connections open are served.
+        keep_alive_round(api.url, step=keystone_step)
         assert api.stop() == 0, api.log()
 
     calls = devstack.run('unstack')

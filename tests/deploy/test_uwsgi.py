@@ -11,7 +11,7 @@ import threading
 import pytest
 import requests
 
-from tests.deploy.conftest import HEADERS, REPO, exercise
+from tests.deploy.conftest import HEADERS, REPO, exercise, keep_alive_round
 from tests.fixtures import servers
 
 INI = os.path.join(REPO, 'etc', 'freezer', 'uwsgi.ini')
@@ -96,6 +96,8 @@ def test_production_ini_serves_reloads_and_stops(production_uwsgi):
     assert server.database.is_file()
     # The plain http socket closes each connection, and says so.
     assert versions.headers['Connection'] == 'close'
+    # so clients that keep connections open are served.
+    keep_alive_round(server.url)
     # Keystone-sized headers fit in buffer-size (uwsgi's default 4 KiB
     # would drop the request).
     big = requests.get(server.url + '/v1/clients/', timeout=30,
