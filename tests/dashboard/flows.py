@@ -98,20 +98,65 @@ def edit_job(ui, name, new_name, start, interval, end):
     ui.check_page('jobs after edit')
 
 
-def job_row_action(ui, name, label, confirm=False):
-    ui.open(PANELS['jobs'], 'jobs')
-    ui.row_action(name, label)
+def row_action(ui, panel, text, label, confirm=False):
+    """Run ``label`` on the row of ``panel`` showing ``text`` (confirming
+    it when Horizon asks)."""
+    ui.open(PANELS[panel], panel)
+    ui.row_action(text, label)
     if confirm:
         ui.confirm()
-    ui.check_page(f'jobs after {label}')
+    ui.check_page(f'{panel} after {label}')
+
+
+def job_row_action(ui, name, label, confirm=False):
+    row_action(ui, 'jobs', name, label, confirm)
 
 
 def session_row_action(ui, name, label, confirm=False):
+    row_action(ui, 'sessions', name, label, confirm)
+
+
+def edit_action(ui, name, fields):
+    """The Edit dialog of the action row showing ``name``."""
+    ui.open(PANELS['actions'], 'actions')
+    ui.row_action(name, 'Edit')
+    ui.modal('edit action')
+    for field, value in fields.items():
+        ui.fill(f'id_{field}', value)
+    ui.submit_modal('edit action')
+    ui.check_page('actions after edit')
+
+
+def edit_job_actions(ui, name, add=()):
+    """The Edit Actions dialog of the job row showing ``name``: drag the
+    actions ``add`` (ids) after the job's own."""
+    ui.open(PANELS['jobs'], 'jobs')
+    ui.row_action(name, 'Edit Actions')
+    ui.modal('edit job actions')
+    before = [li.get_attribute('id') for li in
+              ui.find_all('#actions_selected li[id]')]
+    for action_id in add:
+        ui.drag(ui.find(f'#actions_available li[id="{action_id}"]'),
+                ui.find('#actions_selected li[id]:last-child'))
+    picked = [li.get_attribute('id') for li in
+              ui.find_all('#actions_selected li[id]')]
+    if picked != before + list(add):
+        ui.screenshot('actions not picked')
+        raise AssertionError(f'dragged {add} after {before}, the dialog '
+                             f'holds {picked}')
+    ui.submit_modal('edit job actions')
+    ui.check_page('jobs after edit actions')
+
+
+def edit_session(ui, name, new_name, schedule):
+    """The Edit Session dialog of the session row showing ``name``."""
     ui.open(PANELS['sessions'], 'sessions')
-    ui.row_action(name, label)
-    if confirm:
-        ui.confirm()
-    ui.check_page(f'sessions after {label}')
+    ui.row_action(name, 'Edit Session')
+    ui.modal('edit session')
+    ui.fill('id_description', new_name)
+    fill_schedule(ui, **schedule)
+    ui.submit_modal('edit session')
+    ui.check_page('sessions after edit')
 
 
 def create_session(ui, name, schedule, jobs=()):

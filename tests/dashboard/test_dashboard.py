@@ -106,6 +106,10 @@ def test_clients_page_lists_registered_clients(account, dashboard,
     ui.open(f'{flows.PANELS["clients"]}{second}', 'client detail')
     text = ui.body_text()
     assert second in text and 'web1.example' in text
+
+    flows.row_action(ui, 'clients', first, 'Delete Client', confirm=True)
+    assert api.ids('clients') == [second]
+    assert [row[1] for row in ui.table_rows()] == [second]
     assert server_logs.api_refusals() == []
 
 
@@ -183,6 +187,37 @@ def test_action_then_job_through_the_forms(account, dashboard, service,
     assert 'etc weekly' in ui.body_text()
     ui.open(f'{flows.PANELS["jobs"]}edit_actions/{job["job_id"]}',
             'edit actions in job')
+    assert server_logs.api_refusals() == []
+
+
+def test_edit_actions_and_the_actions_of_a_job(account, dashboard,
+                                               service, server_logs):
+    api = service(account)
+    client_id = register_client(api)
+    etc = api_action(api, 'etc')
+    home = api_action(api, 'home', path_to_backup='/home')
+    # a job naming the action, as python-freezerclient users build one
+    job_id = api.request('POST', '/jobs/', expect=201, json={
+        'description': 'etc daily', 'client_id': client_id,
+        'job_schedule': {}, 'job_actions': [api.get('actions', etc)]}
+    ).json()['job_id']
+    ui = dashboard(account)
+
+    flows.edit_action(ui, 'home', {'path_to_backup': '/home/alice'})
+    assert api.get('actions', home)['freezer_action']['path_to_backup'] == \
+        '/home/alice'
+
+    flows.edit_job_actions(ui, 'etc daily', add=[home])
+    job = api.get('jobs', job_id)
+    assert [a['action_id'] for a in job['job_actions']] == [etc, home]
+    assert job['job_actions'][1]['freezer_action']['path_to_backup'] == \
+        '/home/alice'
+    assert sorted(api.ids('actions')) == sorted([etc, home])
+
+    flows.row_action(ui, 'actions', 'home', 'Delete Action', confirm=True)
+    assert api.ids('actions') == [etc]
+    # the job keeps its copy
+    assert api.get('jobs', job_id)['job_actions'] == job['job_actions']
     assert server_logs.api_refusals() == []
 
 
@@ -266,13 +301,24 @@ def test_session_with_jobs_through_the_forms(account, dashboard, service,
             'session detail')
     assert 'nightly window' in ui.body_text()
 
-    flows.manage_session_jobs(ui, 'nightly window', remove=['home daily'])
+    flows.edit_session(ui, 'nightly window', 'nightly window 2',
+                       {'start': '2027-05-02T21:00', 'unit': 'days',
+                        'value': 1})
+    edited = api.get('sessions', session['session_id'])
+    assert edited['description'] == 'nightly window 2'
+    assert {key: edited['schedule'].get(key) for key in (
+        'schedule_start_date', 'schedule_interval')} == {
+        'schedule_start_date': '2027-05-02T21:00:00',
+        'schedule_interval': '1 days'}
+    assert set(edited['jobs']) == {first, second}
+
+    flows.manage_session_jobs(ui, 'nightly window 2', remove=['home daily'])
     session = api.get('sessions', session['session_id'])
     assert set(session['jobs']) == {first}
     assert api.get('jobs', second)['session_id'] == ''
     assert api.get('jobs', first)['session_id'] == session['session_id']
 
-    flows.session_row_action(ui, 'nightly window', 'Delete Session',
+    flows.session_row_action(ui, 'nightly window 2', 'Delete Session',
                              confirm=True)
     assert api.list('sessions') == []
     assert api.get('sessions', session['session_id'], expect=404) is None
@@ -310,6 +356,13 @@ def test_backups_page_shows_what_agents_posted(account, dashboard,
         assert shown in text, shown
     ui.open(f'{flows.PANELS["backups"]}restore/{backup_ids[1]}',
             'restore dialog')
+
+    ui.open(flows.PANELS['backups'], 'backups')
+    first_row = ui.find_all('table.datatable tbody tr')[0].text
+    flows.row_action(ui, 'backups', first_row.split('\n')[0],
+                     'Delete Backup', confirm=True)
+    assert len(api.ids('backups')) == 1
+    assert len(ui.table_rows()) == 1
     assert server_logs.api_refusals() == []
 
 
