@@ -2,9 +2,15 @@
 
 from freezer_api.api import resource
 from freezer_api.core.clients import wants_central
+from freezer_api.core.clients import with_capabilities
 
 
-class ClientCollection(resource.Collection):
+class _ClientShape:
+    def present(self, req, doc):
+        return with_capabilities(doc)
+
+
+class ClientCollection(_ClientShape, resource.Collection):
     noun, id_field = 'clients', 'client_id'
     policies = {'GET': 'clients:get_all', 'POST': 'clients:create'}
 
@@ -17,7 +23,7 @@ class ClientCollection(resource.Collection):
         self.create(req, resp, body)
 
 
-class ClientItem(resource.Item):
+class ClientItem(_ClientShape, resource.Item):
     noun, id_field = 'clients', 'client_id'
     policies = {'GET': 'clients:get', 'PATCH': 'clients:update',
                 'DELETE': 'clients:delete'}

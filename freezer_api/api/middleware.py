@@ -71,7 +71,10 @@ class CallerScope:
                 raise errors.forbidden()
         req.context.identity = ctx
         req.context.enforcer = self.enforcer
-        req.context.caller = Caller(scope, Owner(scope.project_id,
-                                                 ctx.user_id,
-                                                 ctx.user_name or ''),
-                                    auth_token=ctx.auth_token)
+        req.context.api_version = 'v1' if url_project is None else 'v2'
+        enforcer, target = self.enforcer, {'project_id': scope.project_id,
+                                           'user_id': ctx.user_id}
+        req.context.caller = Caller(
+            scope, Owner(scope.project_id, ctx.user_id, ctx.user_name or ''),
+            auth_token=ctx.auth_token,
+            allows=lambda name: bool(enforcer.enforce(name, target, ctx)))

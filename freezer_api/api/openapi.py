@@ -25,6 +25,7 @@ from freezer_api.api import middleware
 from freezer_api.api import sessions
 from freezer_api.api import versions
 from freezer_api.api.resource import Resource
+from freezer_api.core import backups as core_backups
 from freezer_api.core import base as core_base
 from freezer_api.core import jobs as core_jobs
 from freezer_api.core import schemas as core
@@ -149,6 +150,30 @@ def _schemas():
                        '400) and the policy clients:create_central (else '
                        '403).'}
     session_ignored = core_sessions.SESSION_SERVER_FIELDS
+    # a job action as stored: referenced actions are filled in
+    job_actions_stored['items']['required'].append('freezer_action')
+    # Numeric metadata fields take numeric strings too; stored as numbers.
+    metadata_input = copy.deepcopy(core.BACKUP_METADATA)
+    for name in core_backups.NUMERIC_FIELDS:
+        metadata_input['properties'][name] = {
+            'anyOf': [{'type': ['number', 'null']},
+                      {'type': 'string', 'maxLength': 40}],
+            'description': 'A number; a numeric string is stored as the '
+                           'number it means, "" as null. Anything else, '
+                           'and numbers beyond +-(2^63-1), is a 400.'}
+    metadata_patch = _derive(metadata_input, drop_required=(
+        'container', 'backup_name'))
+    metadata_patch.pop('anyOf')
+    metadata_patch['description'] = (
+        'Deep-merged into the stored metadata; the result must pass the '
+        'rules of a new backup.')
+    session_job = _derive(core.SESSION_JOB, required=[
+        'client_id', 'status', 'result', 'time_started', 'time_ended'])
+    backup_fields = {
+        'backup_id': _string, 'user_id': _string, 'project_id': _string,
+        'backup_metadata': _ref('BackupMetadata'),
+        'status': {'enum': list(core.BACKUP_STATUSES)},
+        '_version': _version}
     return {
         'Error': _object(['title', 'description'], {
             'title': {'type': 'string', 'minLength': 1},
@@ -172,8 +197,10 @@ def _schemas():
         'Search': _search(with_time=False),
         'BackupSearch': _search(with_time=True),
         # request bodies
-        'BackupMetadata': copy.deepcopy(core.BACKUP_METADATA),
-        'BackupPatch': copy.deepcopy(core.BACKUP_PATCH),
+        'BackupMetadataInput': metadata_input,
+        'BackupPatch': _derive(
+            core.BACKUP_PATCH, ignored=('backup_id',) + server,
+            backup_metadata=metadata_patch),
         'ClientInfo': client_info,
         'ClientPatch': _derive(core.CLIENT_PATCH,
                                ignored=('client_id', 'uuid') + server),
@@ -211,16 +238,17 @@ def _schemas():
             {'type': 'integer', 'minimum': 0},
             {'type': 'string', 'pattern': r'^\s*[0-9]+\s*$'}]},
         # answers
+        'BackupMetadata': copy.deepcopy(core.BACKUP_METADATA),
+        # v2: upstream's current shape, v1: the seed's (with user_name)
         'Backup': _object(
+            ['backup_id', 'user_id', 'project_id', 'status',
+             'backup_metadata'], backup_fields),
+        'BackupV1': _object(
             ['backup_id', 'user_id', 'user_name', 'project_id',
-             'backup_metadata'], {
-                'backup_id': _string, 'user_id': _string,
-                'user_name': _string, 'project_id': _string,
-                'backup_metadata': _ref('BackupMetadata'),
-                'status': {'enum': list(core.BACKUP_STATUSES)},
-                '_version': _version}),
+             'backup_metadata'], {**backup_fields, 'user_name': _string}),
         'Client': _object(['client', 'user_id', 'project_id'], {
-            'client': _derive(client_info, required=['uuid']),
+            'client': _derive(client_info, required=[
+                'uuid'] + list(core.SUPPORTED)),
             'user_id': _string, 'project_id': _string,
             '_version': _version}),
         'Job': _derive(core.JOB, required=[
@@ -238,7 +266,9 @@ def _schemas():
         'Session': _derive(core.SESSION, required=[
             'session_id', 'user_id', 'project_id', 'session_tag',
             'description', 'hold_off', 'status', 'result', 'jobs',
-            'time_start', 'time_end', 'last_start'], _version=_version),
+            'time_start', 'time_end', 'time_started', 'time_ended',
+            'last_start'], _version=_version,
+            jobs={'type': 'object', 'additionalProperties': session_job}),
         'EventResult': _object(['result'], {'result': {'enum': [
             'success'] + [f'{event} already requested'
                           for event in core_jobs.EVENTS]}}),
@@ -439,8 +469,9 @@ def _public_paths(v1, v2):
 NOUNS = {
     'backups': ('backup_id', 'backup', backups.BackupCollection,
                 backups.BackupItem,
-                {'create': 'BackupMetadata', 'patch': 'BackupPatch',
-                 'doc': 'Backup', 'search': 'BackupSearch'}),
+                {'create': 'BackupMetadataInput', 'patch': 'BackupPatch',
+                 'doc': 'Backup', 'doc_v1': 'BackupV1',
+                 'search': 'BackupSearch'}),
     'clients': ('client_id', 'client', clients.ClientCollection,
                 clients.ClientItem,
                 {'create': 'ClientInfo', 'patch': 'ClientPatch',
@@ -477,7 +508,7 @@ def _noun_paths(version, prefix, noun):
     writes = common | {409}
     unprocessable = {422} if noun == 'jobs' else set()
     path_params = [_param('project_id')] if v2 else []
-    stored = _ref(names['doc'])
+    stored = _ref(names.get(f'doc_{version}', names['doc']))
     single = {'allOf': [stored, {'required': ['_version']}]}
     listed = {'allOf': [stored, {'not': {'required': ['_version']}}]}
     create_body = (_wrapped_or_bare(names['create']) if noun == 'clients'
@@ -525,8 +556,9 @@ def _noun_paths(version, prefix, noun):
                                     _WRITE_RESULT, _ETAG)},
             errors=writes | {400, 404, 412, 413} | unprocessable,
             policy=item.policies['PATCH'], params=['If-Match'],
-            body={'required': True, 'content': {
-                JSON: {'schema': patch_body}}}),
+            body={'required': False,
+                  'description': 'What to change; no body is {}.',
+                  'content': {JSON: {'schema': patch_body}}}),
         'delete': op(
             f'{version}Delete{title}', summary=f'Delete a {singular}',
             responses={'204': {'description': 'Deleted.'}},

@@ -67,8 +67,8 @@ def _check_strings(value):
             _check_strings(item)
 
 
-def read_json(req, max_size):
-    """Return the decoded JSON body, or None when there is none.
+def read_json(req, max_size, empty=None):
+    """Return the decoded JSON body, or ``empty`` when there is none.
 
     ``Content-Type`` is not enforced: old clients post without it.
     """
@@ -83,7 +83,7 @@ def read_json(req, max_size):
             title='Request Entity Too Large',
             description=f'The body must be at most {max_size} bytes')
     if not raw.strip():
-        return None
+        return empty
     try:
         text = raw.decode('utf-8')
     except UnicodeDecodeError:

@@ -26,8 +26,9 @@ class Resource:
         self.conf = conf
         self.max_body = conf.api.max_request_body_size
 
-    def body(self, req):
-        return request.read_json(req, self.max_body)
+    def body(self, req, empty=None):
+        """The JSON body; ``empty`` when the request has none."""
+        return request.read_json(req, self.max_body, empty)
 
     @staticmethod
     def require(req, rule, description):
@@ -49,6 +50,10 @@ class DocumentResource(Resource):
     def manager(self):
         return getattr(self.services, self.noun)
 
+    def present(self, req, doc):
+        """The stored document as this request's API version shows it."""
+        return doc
+
     def render_write(self, resp, record, status=falcon.HTTP_200):
         resp.status = status
         resp.media = {self.id_field: record.id, 'version': record.version}
@@ -64,7 +69,8 @@ class Collection(DocumentResource):
     def render_list(self, req, resp, caller):
         records = self.manager.list(caller, self.body(req),
                                     request.page(req))
-        resp.media = {self.noun: [record.doc for record in records]}
+        resp.media = {self.noun: [self.present(req, record.doc)
+                                  for record in records]}
 
     def on_post(self, req, resp):
         self.create(req, resp, self.body(req))
@@ -80,12 +86,14 @@ class Item(DocumentResource):
 
     def on_get(self, req, resp, **ids):
         record = self.manager.get(req.context.caller, self._id(ids))
-        resp.media = {**record.doc, '_version': record.version}
+        resp.media = {**self.present(req, record.doc),
+                      '_version': record.version}
         resp.etag = f'"{record.version}"'
 
     def on_patch(self, req, resp, **ids):
+        # NOTE: a PATCH without a body is an empty patch (spec §1.1).
         record = self.manager.update(
-            req.context.caller, self._id(ids), self.body(req),
+            req.context.caller, self._id(ids), self.body(req, empty={}),
             request.expected_version(req))
         self.render_write(resp, record)
 

@@ -3,14 +3,20 @@
 import falcon
 
 from freezer_api.api import resource
+from freezer_api.core.sessions import with_defaults
 
 
-class SessionCollection(resource.Collection):
+class _SessionShape:
+    def present(self, req, doc):
+        return with_defaults(doc)
+
+
+class SessionCollection(_SessionShape, resource.Collection):
     noun, id_field = 'sessions', 'session_id'
     policies = {'GET': 'sessions:get_all', 'POST': 'sessions:create'}
 
 
-class SessionItem(resource.ReplaceableItem):
+class SessionItem(_SessionShape, resource.ReplaceableItem):
     noun, id_field = 'sessions', 'session_id'
     policies = {'GET': 'sessions:get', 'POST': 'sessions:replace',
                 'PATCH': 'sessions:update', 'DELETE': 'sessions:delete'}

@@ -1,12 +1,18 @@
 """Reusable action definitions, also kept for every job action (§2.4, D11)."""
 
+import copy
+
 from freezer_api.core import base
 from freezer_api.core import schemas
 from freezer_api.core.errors import Conflict
+from freezer_api.core.errors import Unprocessable
 from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
 ACTION_IDS = ('action_id', 'user_id', 'project_id')
+# What a job action given by reference takes from the action, unless the
+# job action sets it itself.
+RETRY_FIELDS = ('max_retries', 'max_retries_interval', 'mandatory')
 
 
 class ActionManager(base.Manager):
@@ -56,7 +62,35 @@ class ActionManager(base.Manager):
         return self.merge(caller, action_id, patch, 'ACTION',
                           expected_version)
 
-    def keep_job_actions(self, txn, caller: base.Caller, job_actions):
+    def resolve_references(self, txn, caller: base.Caller, job_actions):
+        """Fill in the job actions given by ``action_id`` alone (D11).
+
+        Such an entry gets the action's current ``freezer_action`` and,
+        unless it sets them, its retry fields; it keeps the ``action_id``.
+        Returns the positions of those entries. An id the caller cannot
+        see is refused exactly as an id that does not exist.
+        """
+        referenced = set()
+        for index, entry in enumerate(job_actions):
+            if 'freezer_action' in entry:
+                continue
+            action_id = entry['action_id']
+            record = txn.get(self.kind, action_id, caller.scope)
+            if record is None or not isinstance(
+                    record.doc.get('freezer_action'), dict):
+                raise Unprocessable(
+                    f'job_actions/{index}: no action found with ID '
+                    f'{action_id}')
+            entry['freezer_action'] = copy.deepcopy(
+                record.doc['freezer_action'])
+            for field in RETRY_FIELDS:
+                if field not in entry and field in record.doc:
+                    entry[field] = record.doc[field]
+            referenced.add(index)
+        return referenced
+
+    def keep_job_actions(self, txn, caller: base.Caller, job_actions,
+                         referenced=frozenset()):
         """Store each job action as an action document (spec D11).
 
         Runs inside the job's transaction, after the job validated. Each
@@ -64,13 +98,18 @@ class ActionManager(base.Manager):
         whose ``action_id`` names an identical action of the caller reuses
         it; one that names a different action, or an action the caller
         does not own, gets a new id, so nobody's document is overwritten.
+        Entries at the ``referenced`` positions were filled in from the
+        action they name, which exists already: they keep its id.
         """
         owner, scope = caller.owner, caller.scope
         kept = {}
-        for entry in job_actions:
+        for index, entry in enumerate(job_actions):
             content = base.without(entry, ACTION_IDS)
             action_id = entry.get('action_id')
-            if action_id in kept and kept[action_id] == comparable(content):
+            if index in referenced:
+                pass
+            elif action_id in kept and kept[action_id] == comparable(
+                    content):
                 pass
             elif action_id and self._reusable(txn, scope, action_id,
                                               content):

@@ -1,5 +1,6 @@
 """What every resource manager shares: owner, paging and body rules."""
 
+from collections.abc import Callable
 import dataclasses
 import time
 import uuid
@@ -41,6 +42,11 @@ class Caller:
     # The caller's Keystone token, for work done on its behalf (trusts).
     auth_token: str | None = dataclasses.field(default=None, repr=False,
                                                compare=False)
+    # ``allows(rule)``: whether policy grants the caller ``rule`` on its
+    # project, for what a rule depends on beyond the route (a job aimed at
+    # a central scheduler). Denies everything unless the API says more.
+    allows: Callable[[str], bool] = dataclasses.field(
+        default=lambda rule: False, repr=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +139,8 @@ class Manager:
         """Deep-merge ``patch`` into a document atomically (spec D6).
 
         The merged document must satisfy ``schema_id``; ``finish(txn,
-        doc)`` may add work to the same transaction.
+        doc)`` may add work to the same transaction. A patch that changes
+        nothing writes nothing.
         """
         def write(txn):
             record = self.load(txn, caller.scope, doc_id, expected_version)
@@ -141,6 +148,8 @@ class Manager:
             schemas.validate(schema_id, doc)
             if finish is not None:
                 finish(txn, doc)
+            if doc == record.doc:
+                return record  # nothing changes, not even the version
             return txn.update(record, doc)
 
         return self.storage.atomic(write)

@@ -39,6 +39,39 @@ def is_central(record) -> bool:
         'is_central') is True
 
 
+# NOTE: a central scheduler holds the service user's credentials and runs
+# every project's jobs. Registered without an actions list, it runs every
+# action but ``exec`` (an admin adds exec on purpose, by PATCH), and even
+# then a project's exec job needs the jobs:create_central_exec rule.
+CENTRAL_DEFAULT_ACTIONS = [action for action in
+                           schemas.SUPPORTED['supported_actions']
+                           if action != 'exec']
+
+
+def default_capabilities(info: dict) -> dict:
+    """The supported_* lists a client has when registered without them.
+
+    Every client document shows the four lists (as upstream's SQL store
+    did): the full lists, except that a central client does not run
+    ``exec`` unless its lists say so.
+    """
+    defaults = {name: list(values)
+                for name, values in schemas.SUPPORTED.items()}
+    if info.get('is_central') is True:
+        defaults['supported_actions'] = list(CENTRAL_DEFAULT_ACTIONS)
+    return defaults
+
+
+def with_capabilities(doc: dict) -> dict:
+    """A client document with its four supported_* lists (documents
+    stored before the lists were filled in get the defaults)."""
+    info = doc.get('client')
+    if not isinstance(info, dict) or all(
+            name in info for name in schemas.SUPPORTED):
+        return doc
+    return {**doc, 'client': {**default_capabilities(info), **info}}
+
+
 class ClientManager(base.Manager):
     kind = 'clients'
     not_found = 'No client found with ID {}'
@@ -57,6 +90,7 @@ class ClientManager(base.Manager):
                 'Central schedulers are not enabled on this service '
                 '([centralized_scheduler] enabled = false)')
         info.setdefault('uuid', self.new_id())
+        info = {**default_capabilities(info), **info}
         client_id = info['client_id']
         owner = caller.owner
         doc = {'client': info, 'user_id': owner.user_id,
@@ -80,6 +114,8 @@ class ClientManager(base.Manager):
                                expected_version)
             doc = dict(record.doc)
             doc['client'] = {**doc['client'], **patch}
+            if doc == record.doc:
+                return record  # nothing changes, not even the version
             return txn.update(record, doc)
 
         return self.storage.atomic(change)

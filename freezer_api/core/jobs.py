@@ -7,6 +7,7 @@ from freezer_api.core import schemas
 from freezer_api.core.actions import ActionManager
 from freezer_api.core.clients import ClientManager
 from freezer_api.core.clients import is_central
+from freezer_api.core.clients import with_capabilities
 from freezer_api.core.errors import Forbidden
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import Unavailable
@@ -29,6 +30,10 @@ CAPABILITIES = (('action', 'supported_actions'),
                 ('mode', 'supported_modes'),
                 ('storage', 'supported_storages'),
                 ('engine', 'supported_engines'))
+
+# The policy rule a job needs to run ``exec`` on a central scheduler, the
+# host that holds the service user's credentials (default: admins only).
+CENTRAL_EXEC_RULE = 'jobs:create_central_exec'
 
 
 def expand_action_defaults(body: dict) -> dict:
@@ -66,7 +71,7 @@ def check_capabilities(client_doc, client_id, job_actions):
     """
     if client_doc is None:
         raise Unprocessable(f'Client {client_id} is not registered')
-    info = client_doc.get('client', {})
+    info = with_capabilities(client_doc).get('client', {})
     for entry in job_actions:
         action = entry['freezer_action']
         for field, capability in CAPABILITIES:
@@ -76,6 +81,18 @@ def check_capabilities(client_doc, client_id, job_actions):
                     value not in supported):
                 raise Unprocessable(
                     f'Client does not support {field}: {value}')
+
+
+def check_central_exec(caller: base.Caller, job_actions):
+    """Raise Forbidden if a job for a central scheduler runs ``exec`` and
+    policy does not allow the caller that (spec D11, issue 13)."""
+    if any(entry['freezer_action'].get('action') == 'exec'
+           for entry in job_actions) and not caller.allows(
+               CENTRAL_EXEC_RULE):
+        raise Forbidden(
+            'Running exec actions on a central scheduler is not allowed '
+            f'for you (policy rule {CENTRAL_EXEC_RULE}, admins only by '
+            'default)')
 
 
 def apply_event(doc: dict, event: str):
@@ -119,14 +136,20 @@ class JobManager(base.Manager):
         schedule.setdefault('time_ended', -1)
 
     def _finish(self, txn, caller, doc):
-        """Check the client, keep the job's actions, attach a trust."""
+        """Fill in referenced actions, check the client, keep the job's
+        actions, attach a trust."""
+        referenced = self.actions.resolve_references(txn, caller,
+                                                     doc['job_actions'])
         client = txn.get('clients', doc['client_id'],
                          Scope(doc['project_id']))
         if client is None:
             client = self.clients.find_central(doc['client_id'])
         check_capabilities(client and client.doc, doc['client_id'],
                            doc['job_actions'])
-        self.actions.keep_job_actions(txn, caller, doc['job_actions'])
+        if is_central(client):
+            check_central_exec(caller, doc['job_actions'])
+        self.actions.keep_job_actions(txn, caller, doc['job_actions'],
+                                      referenced)
         if is_central(client):
             doc['user_credentials'] = {
                 'trust_id': self._trust_id(caller, doc['project_id'])}

@@ -102,9 +102,12 @@ ACTION_BODY = {
     'action_id': _id,
 }
 
+# NOTE: a job action given by ``action_id`` alone refers to an existing
+# action, whose freezer_action the job then stores (spec D11).
 JOB_ACTION = {
     'type': 'object',
-    'required': ['freezer_action'],
+    'anyOf': [{'required': ['freezer_action']},
+              {'required': ['action_id']}],
     'properties': ACTION_BODY,
 }
 
@@ -155,6 +158,8 @@ SESSION_JOB = {
         'client_id': _str,
         'status': _str,
         'result': _str,
+        'time_started': _int,
+        'time_ended': _int,
     },
 }
 
@@ -162,7 +167,8 @@ SESSION_PROPERTIES = {
     'session_id': _id,
     'session_tag': {'type': 'integer', 'minimum': 0},
     'description': _str,
-    'hold_off': {'type': 'integer', 'minimum': 0},
+    # NOTE: any integer, as upstream; 0 or less means no hold-off window.
+    'hold_off': _int,
     'schedule': SCHEDULE,
     'status': {'enum': SESSION_STATUSES},
     'result': {'enum': SESSION_RESULTS},
@@ -232,18 +238,18 @@ BACKUP_METADATA = {
         'backup_name': _nonempty,
         'hostname': _str,
         'host_name': _str,
-        'time_stamp': _nullable('integer'),
-        'level': _nullable('integer'),
-        'curr_backup_level': _nullable('integer'),
-        'max_level': _nullable('integer'),
+        'time_stamp': _nullable('number'),
+        'level': _nullable('number'),
+        'curr_backup_level': _nullable('number'),
+        'max_level': _nullable('number'),
         'mode': _nullable('string'),
         'fs_real_path': _nullable('string'),
         'vol_snap_path': _nullable('string'),
-        'total_broken_links': _nullable('integer'),
-        'total_fs_files': _nullable('integer'),
-        'total_directories': _nullable('integer'),
-        'backup_size_uncompressed': _nullable('integer'),
-        'backup_size_compressed': _nullable('integer'),
+        'total_broken_links': _nullable('number'),
+        'total_fs_files': _nullable('number'),
+        'total_directories': _nullable('number'),
+        'backup_size_uncompressed': _nullable('number'),
+        'backup_size_compressed': _nullable('number'),
         'compression_alg': _nullable('string'),
         'encrypted': _nullable('boolean'),
         'client_os': _nullable('string'),
@@ -255,11 +261,13 @@ BACKUP_METADATA = {
     },
 }
 
+# What a PATCH may change: the status, and the metadata (deep-merged, then
+# checked again as BACKUP_METADATA). Server fields are dropped before.
 BACKUP_PATCH = {
     'type': 'object',
     'additionalProperties': False,
-    'required': ['status'],
-    'properties': {'status': {'enum': BACKUP_STATUSES}},
+    'properties': {'status': {'enum': BACKUP_STATUSES},
+                   'backup_metadata': {'type': 'object'}},
 }
 
 
@@ -276,6 +284,9 @@ def _describe(error):
     if error.validator == 'anyOf' and not where:
         message = ("one of 'hostname' or 'host_name' is required and must "
                    "be a non-empty string")
+    elif error.validator == 'anyOf' and error.schema is JOB_ACTION:
+        message = ("give a 'freezer_action', or the 'action_id' of an "
+                   "existing action")
     if len(message) > 300:
         message = message[:300] + '...'
     return f'{where}: {message}' if where else message

@@ -31,8 +31,46 @@ NEW_SESSION_STATE = {
     'result': '',
     'time_start': -1,
     'time_end': -1,
+    # upstream's defaults: shown, though no run maintains them
+    'time_started': -1,
+    'time_ended': -1,
     'last_start': '',
 }
+
+# What a member job's entry in ``jobs`` holds before its first run.
+JOB_ENTRY_DEFAULTS = {'status': '', 'result': '', 'time_started': -1,
+                      'time_ended': -1}
+
+
+def with_defaults(doc: dict) -> dict:
+    """A session as it is shown: upstream's defaults where unset (for
+    sessions stored before they were filled in)."""
+    jobs = doc.get('jobs')
+    if all(key in doc for key in NEW_SESSION_STATE) and (
+            not isinstance(jobs, dict) or all(
+                isinstance(entry, dict) and all(
+                    key in entry for key in JOB_ENTRY_DEFAULTS)
+                for entry in jobs.values())):
+        return doc
+    shown = {**NEW_SESSION_STATE, **doc}
+    if isinstance(jobs, dict):
+        shown['jobs'] = {
+            job_id: ({**JOB_ENTRY_DEFAULTS, **entry}
+                     if isinstance(entry, dict) else entry)
+            for job_id, entry in jobs.items()}
+    return shown
+
+
+def _window_open(session, now):
+    """Whether the hold-off window of the last run start is open.
+
+    A ``hold_off`` of 0 or less means no window (upstream allowed any
+    integer).
+    """
+    time_start = session.get('time_start', -1)
+    hold_off = session.get('hold_off', DEFAULT_HOLD_OFF)
+    return (isinstance(time_start, int) and time_start >= 0
+            and hold_off > 0 and now - time_start <= hold_off)
 
 
 def _member(session, job_id):
@@ -59,10 +97,7 @@ def start(session: dict, job_id: str, tag: int, now: int):
     if tag > current:
         raise InvalidInput(f'requested tag value too high. Session Tag: '
                            f'{current} Job Tag: {tag}')
-    time_start = session.get('time_start', -1)
-    hold_off = session.get('hold_off', DEFAULT_HOLD_OFF)
-    in_window = time_start is not None and time_start >= 0 and (
-        now - time_start <= hold_off)
+    in_window = _window_open(session, now)
     if in_window and tag == current:
         return None, 'hold-off', current
     if not in_window and tag < current:
@@ -98,9 +133,7 @@ def run_result(session: dict, now: int):
         return 'fail'
     if not run or any(entry.get('status') != 'completed' for entry in run):
         return None
-    window_open = now - session.get('time_start', -1) <= session.get(
-        'hold_off', DEFAULT_HOLD_OFF)
-    if len(run) < len(jobs) and window_open:
+    if len(run) < len(jobs) and _window_open(session, now):
         return None
     return 'success'
 
@@ -270,10 +303,8 @@ class SessionManager(base.Manager):
             if job_id not in jobs:
                 jobs[job_id] = {
                     'client_id': job.doc.get('client_id', ''),
-                    'status': schedule.get('status', ''),
-                    'result': schedule.get('result', ''),
-                    'time_started': schedule.get('time_started', ''),
-                    'time_ended': schedule.get('time_ended', ''),
+                    **{key: schedule.get(key, default) for key, default
+                       in JOB_ENTRY_DEFAULTS.items()},
                 }
                 txn.update(session, {**session.doc, 'jobs': jobs})
             job_doc = copy.deepcopy(job.doc)

@@ -26,6 +26,13 @@ def _jobs():
         base.rule('jobs:get_all_projects', base.ADMIN,
                   'List the jobs of every project (all_projects=true).',
                   [('GET', PATHS['jobs'][0] + '?all_projects=true')]),
+        base.rule('jobs:create_central_exec', base.ADMIN,
+                  'Create, replace or update a job that runs an exec '
+                  'action on a central scheduler (the host that holds '
+                  "the service user's credentials and runs every "
+                  "project's jobs).",
+                  [('POST', PATHS['jobs'][0]), ('POST', item),
+                   ('PATCH', item)]),
     ]
     # NOTE: POST /jobs/{job_id} (replace) is checked as jobs:create (§6.2).
     return base.crud_rules('jobs', PATHS['jobs'], extra=extra,

@@ -138,3 +138,80 @@ def test_only_admins_register_central_clients(member):
     assert_error(member.post('clients', json={'client_id': 'c',
                                               'is_central': True}), 403)
     assert member.list('clients') == []
+
+
+# What a central scheduler runs (issue 13 point 3) -------------------------
+
+EXEC = {'job_schedule': {}, 'job_actions': [{'freezer_action': {
+    'action': 'exec', 'command': 'cat /etc/freezer/scheduler.conf'}}]}
+ALL_ACTIONS = ['backup', 'restore', 'info', 'admin', 'exec']
+
+
+def test_central_client_without_lists_runs_no_exec(member, admin):
+    register(admin, 'central', is_central=True)
+    info = member.doc('clients', 'central')['client']
+    # its document lists what it runs: everything but exec
+    assert info['supported_actions'] == ['backup', 'restore', 'info',
+                                         'admin']
+    assert info['supported_modes'] and info['supported_storages']
+    assert info['supported_engines']
+    for caller in (member, admin):
+        resp = caller.post('jobs', json={'client_id': 'central', **EXEC})
+        assert_error(resp, 422)
+        assert resp.json['description'] == (
+            'Client does not support action: exec')
+    # ordinary actions are fine, as for upstream's API tests
+    resp = member.post('jobs', json={'client_id': 'central', **JOB})
+    assert resp.status_code == 201, resp.text
+
+
+def test_exec_on_a_central_client_needs_the_policy_rule(member, admin):
+    register(admin, 'central', is_central=True,
+             supported_actions=ALL_ACTIONS)
+    register(member, 'own')
+    before = member.list('jobs')
+    resp = member.post('jobs', json={'client_id': 'central', **EXEC})
+    assert_error(resp, 403)
+    assert 'jobs:create_central_exec' in resp.json['description']
+    assert member.list('jobs') == before
+    assert member.list('actions') == []
+    # an exec job for the member's own node is its own business
+    resp = member.post('jobs', json={'client_id': 'own', **EXEC})
+    assert resp.status_code == 201, resp.text
+    job_id = resp.json['job_id']
+    (exec_action_id,) = member.ids('actions')
+    # ... but it cannot be moved to the central scheduler, nor can a
+    # central job be given exec, inline or by reference
+    assert_error(member.patch('jobs', job_id,
+                              json={'client_id': 'central'}), 403)
+    resp = member.post('jobs', json={'client_id': 'central', **JOB})
+    assert resp.status_code == 201, resp.text
+    central_job = resp.json['job_id']
+    before = member.doc('jobs', central_job)
+    assert_error(member.patch('jobs', central_job, json={
+        'job_actions': EXEC['job_actions']}), 403)
+    assert_error(member.patch('jobs', central_job, json={
+        'job_actions': [{'action_id': exec_action_id}]}), 403)
+    assert_error(member.post('jobs', central_job, json={
+        'client_id': 'central', **EXEC}), 403)
+    assert_error(member.post('jobs', json={
+        'client_id': 'central', 'action_defaults': {'action': 'exec'},
+        'job_actions': [{'freezer_action': {'command': 'id'}}]}), 403)
+    assert member.doc('jobs', central_job) == before
+    # admins may (the rule's default)
+    resp = admin.post('jobs', json={'client_id': 'central', **EXEC})
+    assert resp.status_code == 201, resp.text
+
+
+def test_central_client_lists_are_kept_as_given(admin, member):
+    register(admin, 'central', is_central=True,
+             supported_actions=['backup'], supported_modes=['fs'])
+    info = member.doc('clients', 'central')['client']
+    assert info['supported_actions'] == ['backup']
+    assert info['supported_modes'] == ['fs']
+    resp = member.post('jobs', json={'client_id': 'central', **JOB})
+    assert resp.status_code == 201, resp.text
+    job = {**JOB, 'job_actions': [{'freezer_action': {
+        **JOB['job_actions'][0]['freezer_action'], 'mode': 'mysql'}}]}
+    assert_error(member.post('jobs', json={'client_id': 'central', **job}),
+                 422)

@@ -31,6 +31,9 @@ def test_register_get_list_delete(api, slash):
     assert client['hostname'] == info['hostname']
     assert client['description'] == info['description']
     assert helpers.HEX_ID.match(client['uuid'])
+    # registered without them, a client shows the full lists (upstream)
+    for name, values in SUPPORTED.items():
+        assert client[name] == values
     assert doc['user_id'] == 'alice'
     assert doc['project_id'] == helpers.PROJECT_A
     assert isinstance(doc['_version'], int)
@@ -55,6 +58,19 @@ def test_register_keeps_given_uuid_and_supported_lists(api):
     client = api.doc('clients', 'node2')['client']
     for key, value in info.items():
         assert client[key] == value
+
+
+def test_missing_lists_get_the_full_ones_given_ones_are_kept(api):
+    helpers.create(api, 'clients', {'client_id': 'node3',
+                                    'supported_modes': ['fs']})
+    client = api.doc('clients', 'node3')['client']
+    assert client['supported_modes'] == ['fs']
+    for name in ('supported_actions', 'supported_storages',
+                 'supported_engines'):
+        assert client[name] == SUPPORTED[name]
+    # a search finds what a document shows
+    assert api.ids('clients', {'match': [
+        {'supported_engines': 'osbrick'}]}) == ['node3']
 
 
 def test_scheduler_registration_body(api):

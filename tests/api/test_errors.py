@@ -139,11 +139,32 @@ def test_wrapped_valid_body_in_array_is_400(api, world, route):
     assert_error(resp, 400)
 
 
-@pytest.mark.parametrize('route', ROUTES, ids=ROUTE_IDS)
+BODY_ROUTES = [r for r in ROUTES if r[1] != 'PATCH']
+PATCH_ROUTES = [r for r in ROUTES if r[1] == 'PATCH']
+
+
+@pytest.mark.parametrize('route', BODY_ROUTES,
+                         ids=[r[0] for r in BODY_ROUTES])
 @pytest.mark.parametrize('raw', ['', '   ', '\n'])
 def test_missing_body_is_400(api, world, route, raw):
     resp = _refused(api, world, route, body=raw)
     assert_error(resp, 400)
+
+
+@pytest.mark.parametrize('route', PATCH_ROUTES,
+                         ids=[r[0] for r in PATCH_ROUTES])
+@pytest.mark.parametrize('raw', [None, '', '   ', '\n', '{}'])
+def test_patch_without_body_changes_nothing(api, world, route, raw):
+    # spec §1.1: no body is {}; upstream answers 200 and changes nothing
+    before = helpers.snapshot(api)
+    resp = _send(api, world, route, body=raw)
+    assert resp.status_code == 200, resp.text
+    kind = route[2].split('/')[0]
+    doc_id = world[route[2].split('{')[1].rstrip('}')]
+    version = before[kind][doc_id]['_version']
+    assert resp.json == {helpers.ID_FIELDS[kind]: doc_id,
+                         'version': version}
+    assert helpers.snapshot(api) == before
 
 
 @pytest.mark.parametrize('route', ROUTES, ids=ROUTE_IDS)

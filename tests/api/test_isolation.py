@@ -221,8 +221,11 @@ def test_v1_documents_visible_in_v2_and_back(client):
     from_v1 = populate(v1)
     for kind in helpers.KINDS:
         assert v2.ids(kind) == v1.ids(kind)
-        assert helpers.strip_version(v2.doc(kind, from_v1[kind])) == \
-            helpers.strip_version(v1.doc(kind, from_v1[kind]))
+        in_v1 = helpers.strip_version(v1.doc(kind, from_v1[kind]))
+        if kind == 'backups':
+            # the one difference of shape (spec D13): v2 has no user_name
+            assert in_v1.pop('user_name') == 'alice'
+        assert helpers.strip_version(v2.doc(kind, from_v1[kind])) == in_v1
     backup_id = helpers.make_backup(v2)
     assert v1.doc('backups', backup_id)['project_id'] == PROJECT_A
     resp = v1.patch('jobs', from_v1['jobs'], json={'description': 'v1'})

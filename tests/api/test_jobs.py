@@ -127,12 +127,18 @@ def test_create_checks_client_capabilities(api, field, value, capability):
     assert api.doc('jobs', job_id) == before
 
 
-def test_client_without_capability_lists_accepts_anything(api):
+def test_client_without_capability_lists_has_the_full_lists(api):
     client_id = helpers.register_client(api, 'node3')
     body = helpers.job_body(client_id, actions=[{'freezer_action': {
         'action': 'exec', 'mode': 'nova', 'storage': 'ftp',
         'engine': 'osbrick'}}])
     helpers.create(api, 'jobs', body)
+    # the lists it shows are the ones its jobs are checked against
+    body = helpers.job_body(client_id, actions=[{'freezer_action': {
+        'action': 'backup', 'mode': 'tape'}}])
+    resp = api.post('jobs', json=body)
+    assert_error(resp, 422)
+    assert resp.json['description'] == 'Client does not support mode: tape'
 
 
 # replace ----------------------------------------------------------------
@@ -594,6 +600,145 @@ def test_failed_job_leaves_no_actions(api, client_id):
     body = helpers.job_body(client_id, unknown=1)
     assert_error(api.post('jobs', json=body), 400)
     assert api.list('actions') == []
+    assert api.list('jobs') == []
+
+
+# job actions given by action_id alone (D11) -------------------------------
+
+def test_job_actions_by_reference_on_create(api, client_id):
+    # python-freezerclient jobs.create with one inline and one referenced
+    # action: the job stores the action's freezer_action and retry fields,
+    # in the order given, with the referenced id
+    action_id = helpers.make_action(api, max_retries=4,
+                                    max_retries_interval=9, mandatory=True)
+    action = api.doc('actions', action_id)
+    inline = {'freezer_action': helpers.freezer_action(mode='mysql'),
+              'max_retries': 2}
+    body = helpers.job_body(client_id, actions=[
+        inline, {'action_id': action_id}])
+    job_id = helpers.create(api, 'jobs', body)
+    first, second = api.doc('jobs', job_id)['job_actions']
+    assert first['freezer_action'] == inline['freezer_action']
+    assert first['max_retries'] == 2 and first['action_id'] != action_id
+    assert second == {'action_id': action_id,
+                      'freezer_action': action['freezer_action'],
+                      'max_retries': 4, 'max_retries_interval': 9,
+                      'mandatory': True, 'user_id': 'alice',
+                      'project_id': helpers.PROJECT_A}
+    # the referenced action is used, not copied nor changed
+    assert api.doc('actions', action_id) == action
+    assert sorted(api.ids('actions')) == sorted([action_id,
+                                                 first['action_id']])
+    # lists show the same
+    listed = [job for job in api.list('jobs') if job['job_id'] == job_id]
+    assert listed[0]['job_actions'][1] == second
+
+
+def test_job_action_by_reference_keeps_its_own_retry_fields(api, client_id):
+    action_id = helpers.make_action(api, max_retries=4,
+                                    max_retries_interval=9, mandatory=True)
+    entry = {'action_id': action_id, 'max_retries': 0,
+             'max_retries_interval': 1, 'mandatory': False}
+    job_id = helpers.make_job(api, client_id, actions=[entry, entry])
+    for stored in api.doc('jobs', job_id)['job_actions']:
+        assert stored['action_id'] == action_id
+        assert (stored['max_retries'], stored['max_retries_interval'],
+                stored['mandatory']) == (0, 1, False)
+    assert api.ids('actions') == [action_id]
+    assert api.doc('actions', action_id)['max_retries'] == 4
+
+
+def test_job_action_by_reference_on_replace_and_patch(api, client_id):
+    job_id = helpers.make_job(api, client_id)
+    backup = helpers.make_action(api)
+    restore = helpers.make_action(api, freezer_action=helpers.freezer_action(
+        action='restore', restore_abs_path='/srv'))
+    resp = api.post('jobs', job_id, json=helpers.job_body(
+        client_id, actions=[{'action_id': restore}, {'action_id': backup}]))
+    assert resp.status_code == 201, resp.text
+    actions = api.doc('jobs', job_id)['job_actions']
+    assert [a['action_id'] for a in actions] == [restore, backup]
+    assert actions[0]['freezer_action']['restore_abs_path'] == '/srv'
+    resp = api.patch('jobs', job_id, json={'job_actions': [
+        {'action_id': backup, 'mandatory': True}]})
+    assert resp.status_code == 200, resp.text
+    (patched,) = api.doc('jobs', job_id)['job_actions']
+    assert patched['action_id'] == backup and patched['mandatory'] is True
+    assert patched['freezer_action'] == api.doc('actions', backup)[
+        'freezer_action']
+
+
+def test_job_action_by_reference_takes_the_current_action(api, client_id):
+    action_id = helpers.make_action(api)
+    resp = api.patch('actions', action_id,
+                     json={'freezer_action': {'backup_name': 'renamed'}})
+    assert resp.status_code == 200
+    job_id = helpers.make_job(api, client_id,
+                              actions=[{'action_id': action_id}])
+    stored = api.doc('jobs', job_id)['job_actions'][0]
+    assert stored['freezer_action']['backup_name'] == 'renamed'
+
+
+def test_job_action_by_reference_is_checked_against_the_client(api):
+    client_id = helpers.register_client(api, 'node2',
+                                        supported_modes=['fs'])
+    action_id = helpers.make_action(
+        api, freezer_action=helpers.freezer_action(mode='mysql'))
+    resp = api.post('jobs', json=helpers.job_body(
+        client_id, actions=[{'action_id': action_id}]))
+    assert_error(resp, 422)
+    assert resp.json['description'] == 'Client does not support mode: mysql'
+    assert api.list('jobs') == []
+
+
+def test_job_action_by_reference_to_a_project_mates_action(v1, v2):
+    # v2 callers share their project's actions; v1 callers see only theirs
+    bob = v2.as_(user='bob')
+    action_id = helpers.make_action(bob)
+    client_id = helpers.register_client(v1, 'node1')
+    body = helpers.job_body(client_id, actions=[{'action_id': action_id}])
+    helpers.create(v2, 'jobs', body)
+    resp = v1.post('jobs', json=body)
+    assert_error(resp, 422)
+    assert resp.json['description'] == (
+        f'job_actions/0: no action found with ID {action_id}')
+
+
+@pytest.mark.parametrize('where', ['nowhere', 'other project'])
+def test_job_action_by_unknown_reference_reveals_nothing(api, client_id,
+                                                         where):
+    if where == 'nowhere':
+        action_id = 'no-such-action'
+    else:
+        other = api.as_(user='carol', project=helpers.PROJECT_B)
+        action_id = helpers.make_action(other, action_id='hidden-action')
+    job_id = helpers.make_job(api, client_id)
+    before = helpers.snapshot(api)
+    body = helpers.job_body(client_id, actions=[
+        {'freezer_action': helpers.freezer_action()},
+        {'action_id': action_id, 'max_retries': 1}])
+    answers = [api.post('jobs', json=body), api.post('jobs', job_id,
+                                                     json=body),
+               api.patch('jobs', job_id,
+                         json={'job_actions': body['job_actions']})]
+    for resp in answers:
+        assert_error(resp, 422)
+        # the same words whether the id exists elsewhere or not at all
+        assert resp.json['description'] == (
+            f'job_actions/1: no action found with ID {action_id}')
+    assert helpers.snapshot(api) == before
+
+
+@pytest.mark.parametrize('entry', [
+    {}, {'max_retries': 1}, {'mandatory': True},
+    {'action_id': ''}, {'action_id': None}, {'action_id': 'a b'},
+    {'action_id': 'x', 'max_retries': -1},
+])
+def test_job_action_without_action_or_id_is_400(api, client_id, entry):
+    resp = api.post('jobs', json=helpers.job_body(client_id,
+                                                  actions=[entry]))
+    assert_error(resp, 400)
+    assert resp.json['description'].startswith('job_actions/0')
     assert api.list('jobs') == []
 
 

@@ -36,6 +36,10 @@ def test_create_get_list_delete(api, slash):
     assert doc['hold_off'] == 30
     assert doc['jobs'] == {}
     assert doc['time_start'] == -1
+    # upstream's defaults, shown as upstream does
+    assert doc['time_end'] == -1
+    assert doc['time_started'] == -1
+    assert doc['time_ended'] == -1
     assert doc['schedule'] == body['schedule']
     assert doc['description'] == body['description']
     assert isinstance(doc['_version'], int)
@@ -66,6 +70,31 @@ def test_create_with_hold_off(api):
     assert api.doc('sessions', session_id)['hold_off'] == 120
 
 
+@pytest.mark.parametrize('hold_off', [0, -1, -86400, 10 ** 12])
+def test_hold_off_takes_any_integer(api, hold_off):
+    # as upstream: 0 or less means no hold-off window
+    session_id = helpers.make_session(api, hold_off=hold_off)
+    assert api.doc('sessions', session_id)['hold_off'] == hold_off
+    resp = api.patch('sessions', session_id, json={'hold_off': -7})
+    assert resp.status_code == 200, resp.text
+    assert api.doc('sessions', session_id)['hold_off'] == -7
+
+
+def test_member_job_entry_has_upstreams_defaults(api, client_id):
+    session_id = helpers.make_session(api)
+    job_id = helpers.make_job(api, client_id)
+    # a replaced job's schedule has no times (the body's schedule is kept)
+    resp = api.post('jobs', job_id, json=helpers.job_body(client_id))
+    assert resp.status_code == 201, resp.text
+    assert 'time_started' not in api.doc('jobs', job_id)['job_schedule']
+    assert api.put('sessions', session_id, 'jobs', job_id).status_code == 204
+    entry = api.doc('sessions', session_id)['jobs'][job_id]
+    assert entry == {'client_id': client_id, 'status': '', 'result': '',
+                     'time_started': -1, 'time_ended': -1}
+    listed = api.list('sessions')[0]['jobs'][job_id]
+    assert listed == entry
+
+
 @pytest.mark.parametrize('change', [
     {'schedule': helpers._MISSING},
     {'schedule': None},
@@ -75,7 +104,6 @@ def test_create_with_hold_off(api):
     {'schedule': {'schedule_interval': 'sometimes'}},
     {'schedule': {'status': 'bogus'}},
     {'hold_off': 'thirty'},
-    {'hold_off': -1},
     {'hold_off': 1.5},
     {'hold_off': None},
     {'session_tag': 'x'},

@@ -2,12 +2,19 @@
 
 import pytest
 
+from freezer_api.core import backups
+from freezer_api.core import base
+from freezer_api.core import clients
 from freezer_api.core import jobs
 from freezer_api.core import schemas
 from freezer_api.core import search
+from freezer_api.core.actions import ActionManager
+from freezer_api.core.errors import Forbidden
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import Unprocessable
 from freezer_api.core.merge import deep_merge
+from freezer_api.storage.base import Record
+from freezer_api.storage.base import Scope
 from freezer_api.storage.query import Range
 from freezer_api.storage.query import Term
 
@@ -91,9 +98,19 @@ def test_action_defaults_must_be_an_object_and_tolerate_no_actions():
     assert jobs.expand_action_defaults({'action_defaults': {'a': 1}}) == {}
 
 
-def test_capabilities_are_checked_only_where_the_client_lists_them():
+def test_capabilities_are_checked_against_the_lists_or_the_defaults():
     actions = [{'freezer_action': {'action': 'backup', 'mode': 'mysql'}}]
     jobs.check_capabilities({'client': {}}, 'c', actions)
+    # a client stored without lists has the full ones, no more
+    with pytest.raises(Unprocessable, match='mode: tape'):
+        jobs.check_capabilities({'client': {}}, 'c', [
+            {'freezer_action': {'action': 'backup', 'mode': 'tape'}}])
+    # a central client stored without lists does not run exec
+    exec_action = [{'freezer_action': {'action': 'exec'}}]
+    jobs.check_capabilities({'client': {}}, 'c', exec_action)
+    with pytest.raises(Unprocessable, match='action: exec'):
+        jobs.check_capabilities({'client': {'is_central': True}}, 'c',
+                                exec_action)
     with pytest.raises(Unprocessable, match='mode: mysql'):
         jobs.check_capabilities(
             {'client': {'supported_modes': ['fs']}}, 'c', actions)
@@ -152,3 +169,152 @@ def test_schemas_close_upstream_holes(schema, doc):
 ])
 def test_schemas_accept_real_documents(schema, doc):
     schemas.validate(schema, doc)
+
+
+# backups: numbers as agents send them (D13) ---------------------------------
+
+@pytest.mark.parametrize('value, number', [
+    (7, 7), (7.0, 7), (7.5, 7.5), ('7', 7), (' 7\n', 7), ('-7', -7),
+    ('+7', 7), ('7.', 7), ('.5', 0.5), ('7.25', 7.25), ('1e3', 1000),
+    ('1E-1', 0.1), ('', None), (None, None), (2 ** 63 - 1, 2 ** 63 - 1),
+    (-(2 ** 63 - 1), -(2 ** 63 - 1)),
+])
+def test_backup_numbers_mean_what_they_say(value, number):
+    metadata = backups.normalize({'level': value, 'note': '7'})
+    assert metadata == {'level': number, 'note': '7'}
+    assert type(metadata['level']) is type(number)
+
+
+@pytest.mark.parametrize('value', [
+    'seven', 'nan', 'NaN', 'inf', '-inf', 'Infinity', '1e400', '1e99999',
+    '0x1f', '1_000', '١٢', '7 7', '--7', '.', 'e5', ' ', True, False,
+    [7], {'n': 7}, 2 ** 63, -(2 ** 63) - 1, 1e19, float('nan'),
+    float('inf'), '9' * 41, '9' * 5000,
+])
+def test_backup_numbers_refused_only_when_meaningless(value):
+    with pytest.raises(InvalidInput) as refused:
+        backups.normalize({'time_stamp': value})
+    message = refused.value.message
+    assert message.startswith('time_stamp: ')
+    assert len(message) < 120
+    assert 'int_max_str_digits' not in message
+
+
+def test_backup_empty_strings_are_null_in_typed_fields_only():
+    assert backups.normalize({'encrypted': '', 'mode': '',
+                              'broken_links': ''}) == {
+        'encrypted': None, 'mode': '', 'broken_links': None}
+
+
+def test_backup_v2_view_has_status_and_no_user_name():
+    stored = {'backup_id': 'b', 'user_id': 'u', 'user_name': 'n',
+              'project_id': 'p', 'backup_metadata': {}}
+    assert backups.project_view(stored) == {
+        'backup_id': 'b', 'user_id': 'u', 'project_id': 'p',
+        'backup_metadata': {}, 'status': 'available'}
+    assert backups.project_view({**stored, 'status': 'error'})[
+        'status'] == 'error'
+    assert stored['user_name'] == 'n'
+
+
+# clients: the supported_* lists every document shows -----------------------
+
+def test_client_documents_show_the_four_lists():
+    full = {name: list(values) for name, values in schemas.SUPPORTED.items()}
+    shown = clients.with_capabilities({'client': {'client_id': 'c',
+                                                  'supported_modes': ['fs']},
+                                       'user_id': 'u'})
+    assert shown['client'] == {**full, 'client_id': 'c',
+                               'supported_modes': ['fs']}
+    central = clients.with_capabilities({'client': {'is_central': True}})
+    assert central['client']['supported_actions'] == [
+        'backup', 'restore', 'info', 'admin']
+    complete = {'client': full}
+    assert clients.with_capabilities(complete) is complete
+
+
+def test_exec_for_a_central_client_needs_the_rule():
+    owner = base.Owner('p', 'u')
+    asked = []
+
+    def allows(rule):
+        asked.append(rule)
+        return rule == 'jobs:create_central_exec'
+
+    exec_actions = [{'freezer_action': {'action': 'backup'}},
+                    {'freezer_action': {'action': 'exec'}}]
+    jobs.check_central_exec(base.Caller(Scope('p'), owner, allows=allows),
+                            exec_actions)
+    assert asked == ['jobs:create_central_exec']
+    # the default caller is allowed nothing extra
+    with pytest.raises(Forbidden, match='jobs:create_central_exec'):
+        jobs.check_central_exec(base.Caller(Scope('p'), owner), exec_actions)
+    jobs.check_central_exec(base.Caller(Scope('p'), owner),
+                            exec_actions[:1])
+
+
+# jobs: actions given by action_id alone (D11) -------------------------------
+
+class _Actions:
+    """A transaction's reads of stored actions (all that is needed)."""
+
+    def __init__(self, *docs):
+        self.docs = {doc['action_id']: doc for doc in docs}
+        self.asked = []
+
+    def get(self, kind, doc_id, scope):
+        self.asked.append((kind, doc_id, scope))
+        doc = self.docs.get(doc_id)
+        if doc is None or not scope.contains(doc['project_id'],
+                                             doc['user_id']):
+            return None
+        return Record(kind, doc_id, doc['project_id'], doc['user_id'], 1,
+                      0, doc)
+
+
+def test_job_actions_by_reference_are_filled_in():
+    stored = {'action_id': 'a1', 'user_id': 'u', 'project_id': 'p',
+              'freezer_action': {'action': 'backup', 'mode': 'fs'},
+              'max_retries': 5, 'max_retries_interval': 6,
+              'mandatory': True, 'extra': 'not copied'}
+    txn = _Actions(stored)
+    caller = base.Caller(Scope('p'), base.Owner('p', 'u2'))
+    job_actions = [{'freezer_action': {'action': 'restore'}},
+                   {'action_id': 'a1'},
+                   {'action_id': 'a1', 'max_retries': 0, 'mandatory': False}]
+    referenced = ActionManager(None).resolve_references(txn, caller,
+                                                        job_actions)
+    assert referenced == {1, 2}
+    assert job_actions[1] == {'action_id': 'a1', 'freezer_action': {
+        'action': 'backup', 'mode': 'fs'}, 'max_retries': 5,
+        'max_retries_interval': 6, 'mandatory': True}
+    assert job_actions[2]['max_retries'] == 0
+    assert job_actions[2]['mandatory'] is False
+    assert job_actions[2]['max_retries_interval'] == 6
+    # a copy: the job never shares the action's objects
+    job_actions[1]['freezer_action']['mode'] = 'changed'
+    assert stored['freezer_action']['mode'] == 'fs'
+    assert [scope for _, _, scope in txn.asked] == [Scope('p')] * 2
+
+
+@pytest.mark.parametrize('scope', [Scope('other'), Scope('p', 'someone')])
+def test_job_action_by_reference_out_of_scope_is_as_unknown(scope):
+    txn = _Actions({'action_id': 'a1', 'user_id': 'u', 'project_id': 'p',
+                    'freezer_action': {'action': 'backup'}})
+    caller = base.Caller(scope, base.Owner(scope.project_id, 'x'))
+    messages = []
+    for action_id in ('a1', 'nowhere'):
+        with pytest.raises(Unprocessable) as refused:
+            ActionManager(None).resolve_references(
+                txn, caller, [{'action_id': action_id}])
+        messages.append(refused.value.message.replace(action_id, 'ID'))
+    assert messages[0] == messages[1] == (
+        'job_actions/0: no action found with ID ID')
+
+
+def test_job_action_schema_takes_an_action_or_an_id():
+    job = {'client_id': 'h', 'job_schedule': {}}
+    schemas.validate('JOB', {**job, 'job_actions': [{'action_id': 'a1'}]})
+    with pytest.raises(InvalidInput, match="give a 'freezer_action'"):
+        schemas.validate('JOB', {**job, 'job_actions': [
+            {'max_retries': 1}]})

@@ -180,3 +180,37 @@ def test_parse_action_accepts_string_tags_and_rejects_unknown_actions():
         'start', 'a', 7)
     with pytest.raises(UnknownAction):
         sessions.parse_action({'stop': {'job_id': 'a', 'current_tag': 1}})
+
+
+@pytest.mark.parametrize('hold_off', [0, -1, -3600])
+def test_hold_off_of_zero_or_less_means_no_window(hold_off):
+    # upstream accepted any integer; without a window every start with
+    # the current tag opens a new run and an older tag is out of sync
+    doc, result, tag = sessions.start(session(hold_off=hold_off), 'a', 0,
+                                      NOW)
+    assert (result, tag) == ('success', 1)
+    assert sessions.start(doc, 'b', 0, NOW) == (None, 'out-of-sync', 1)
+    doc, result, tag = sessions.start(doc, 'b', 1, NOW)
+    assert (result, tag) == ('success', 2)
+
+
+@pytest.mark.parametrize('hold_off', [0, -5])
+def test_run_without_window_succeeds_once_its_jobs_did(hold_off):
+    doc, _, _ = sessions.start(session(hold_off=hold_off), 'a', 0, NOW)
+    doc, result, _ = sessions.end(doc, 'a', 1, 'success', NOW)
+    # b never joined, and no window waits for it
+    assert (doc['status'], doc['result']) == ('completed', 'success')
+
+
+def test_shown_with_upstreams_defaults():
+    stored = {'session_id': 's', 'schedule': {}, 'session_tag': 0,
+              'jobs': {'j': {'client_id': 'c', 'status': 'running'}}}
+    shown = sessions.with_defaults(stored)
+    assert shown['time_started'] == shown['time_ended'] == -1
+    assert shown['time_start'] == shown['time_end'] == -1
+    assert shown['jobs']['j'] == {'client_id': 'c', 'status': 'running',
+                                  'result': '', 'time_started': -1,
+                                  'time_ended': -1}
+    assert stored['jobs']['j'] == {'client_id': 'c', 'status': 'running'}
+    complete = {**sessions.NEW_SESSION_STATE, 'jobs': {}}
+    assert sessions.with_defaults(complete) is complete
