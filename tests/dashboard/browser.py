@@ -30,6 +30,8 @@ HANG_GUARD = 60
 # Horizon's own page for an unhandled server error (DEBUG off).
 SERVER_ERROR_TEXT = ('Something went wrong', 'Server error',
                      'Internal Server Error')
+FORM_ERRORS = ('.modal.in .has-error, .modal.in .alert-danger, '
+               '.messages .alert-danger')
 
 
 class DashboardError(AssertionError):
@@ -307,15 +309,15 @@ class Dashboard:
         def done(driver):
             if expected.staleness_of(page)(driver):
                 return 'page'
-            if self.find_all('.modal.in .has-error, .modal.in '
-                             '.alert-danger'):
+            # the form again with its errors, or Horizon's alert that the
+            # request failed (a server error answering the dialog)
+            if self.find_all(FORM_ERRORS):
                 return 'error'
             return False
 
         if self.wait(done, f'{what} to be saved') == 'error':
             self.screenshot(f'{what} refused')
-            errors = [e.text for e in self.find_all(
-                '.modal.in .has-error, .modal.in .alert-danger')]
+            errors = [e.text for e in self.find_all(FORM_ERRORS)]
             raise DashboardError(f'{what}: the form shows errors: {errors}')
         self.settle()
 
