@@ -12,6 +12,9 @@
 # mod_wsgi, which they build from PyPI with apxs (apache2-dev) for a Python
 # whose headers are installed (python3-dev), and uwsgi over HTTPS, which pip
 # builds with SSL only when OpenSSL's headers are there (libssl-dev).
+#
+# The dashboard tests (tests/dashboard) drive Debian's chromium with its
+# chromium-driver; nothing is downloaded at test time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +63,10 @@ if ! command -v wrk >/dev/null 2>&1; then
     # the load generator of bench/ (its smoke test runs in the suite)
     servers+=(wrk)
 fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    # the browser the dashboard tests (tests/dashboard) drive
+    servers+=(chromium chromium-driver)
+fi
 if [ "${#servers[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         for server in "${servers[@]}"; do
@@ -68,6 +75,7 @@ if [ "${#servers[@]}" -gt 0 ]; then
                 mariadb-server) echo "Installing the MariaDB server for the storage tests..." ;;
                 apache2) echo "Installing Apache httpd for the deployment tests..." ;;
                 *-dev) echo "Installing $server to build mod_wsgi and uwsgi..." ;;
+                chromium) echo "Installing Chromium for the dashboard tests..." ;;
             esac
         done
         apt-get update -qq
@@ -94,6 +102,10 @@ if [ "${#servers[@]}" -gt 0 ]; then
                 wrk)
                     echo "The benchmark's smoke test needs wrk:" >&2
                     echo "  sudo apt-get install wrk" >&2
+                    ;;
+                chromium|chromium-driver)
+                    echo "The dashboard tests drive $server:" >&2
+                    echo "  sudo apt-get install chromium chromium-driver" >&2
                     ;;
             esac
         done

@@ -108,11 +108,12 @@ class ActionManager(base.Manager):
             action_id = entry.get('action_id')
             if index in referenced:
                 pass
-            elif action_id in kept and kept[action_id] == content:
+            elif action_id in kept and kept[action_id] == comparable(
+                    content):
                 pass
             elif action_id and self._reusable(txn, scope, action_id,
                                               content):
-                kept[action_id] = content
+                kept[action_id] = comparable(content)
             else:
                 if not action_id or action_id in kept or txn.get(
                         self.kind, action_id, Scope(None)) is not None:
@@ -121,12 +122,28 @@ class ActionManager(base.Manager):
                            owner.user_id, self.created_at(),
                            self._document(content, action_id,
                                           owner.project_id, owner.user_id))
-                kept[action_id] = content
+                kept[action_id] = comparable(content)
             entry.update(action_id=action_id, user_id=owner.user_id,
                          project_id=owner.project_id)
         return job_actions
 
     def _reusable(self, txn, scope, action_id, content):
         record = txn.get(self.kind, action_id, scope)
-        return (record is not None
-                and base.without(record.doc, ACTION_IDS) == content)
+        return (record is not None and comparable(
+            base.without(record.doc, ACTION_IDS)) == comparable(content))
+
+
+def comparable(content):
+    """What makes two actions the same: not the ``_version`` a read
+    returned, nor the keys of ``freezer_action`` set to null (not set).
+
+    NOTE: the web UI builds a job from the actions it read, with their
+    ``_version`` and with null for the fields they lack; that is still the
+    same action, not a new one (freezer-web-ui 19.0.0).
+    """
+    content = base.without(content, ('_version',))
+    action = content.get('freezer_action')
+    if isinstance(action, dict):
+        content['freezer_action'] = {key: value for key, value in
+                                     action.items() if value is not None}
+    return content

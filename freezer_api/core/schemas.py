@@ -73,18 +73,24 @@ SCHEDULE = {
     },
 }
 
+# NOTE: null means "not set" in a freezer_action (as for action_defaults):
+# the web UI sends action, mode, storage, engine and backup_name as null
+# when an action lacks them (freezer-web-ui 19.0.0, api._sanitize_action).
+_str_or_null = {'type': ['string', 'null']}
+_id_or_null = {'type': ['string', 'null'], 'pattern': ID_PATTERN}
+
 FREEZER_ACTION = {
     'type': 'object',
     'properties': {
-        'action': {'type': 'string', 'pattern': ID_PATTERN},
-        'mode': {'type': 'string', 'pattern': ID_PATTERN},
-        'src_file': _str,
-        'path_to_backup': _str,
-        'backup_name': _str,
-        'container': _str,
-        'restore_abs_path': _str,
-        'storage': _str,
-        'engine': _str,
+        'action': _id_or_null,
+        'mode': _id_or_null,
+        'src_file': _str_or_null,
+        'path_to_backup': _str_or_null,
+        'backup_name': _str_or_null,
+        'container': _str_or_null,
+        'restore_abs_path': _str_or_null,
+        'storage': _str_or_null,
+        'engine': _str_or_null,
     },
 }
 
