@@ -54,7 +54,7 @@ class CallerScope:
                     'The token is not scoped to a project.')
             scope = Scope(ctx.project_id, ctx.user_id)
         else:
-            if not PROJECT_PATTERN.match(url_project):
+            if not PROJECT_PATTERN.fullmatch(url_project):
                 raise falcon.HTTPBadRequest(
                     title='Bad request format',
                     description='project_id must be letters, digits, "_" '

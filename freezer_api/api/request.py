@@ -11,7 +11,7 @@ from freezer_api.core.errors import InvalidInput
 # Deeper documents are refused: nothing legitimate nests this far, and the
 # rules walk documents recursively.
 MAX_DEPTH = 64
-_VERSION = re.compile(r'^[0-9]+$')
+_VERSION = re.compile(r'[0-9]+')
 _SUSPICIOUS = ('\\u0000', '\\ud8', '\\ud9', '\\uda', '\\udb', '\\udc',
                '\\udd', '\\ude', '\\udf', '\x00')
 
@@ -143,7 +143,7 @@ def expected_version(req):
     value = value.strip('"')
     # NOTE: str.isdigit() accepts digits int() refuses ('²') and int()
     # refuses strings over 4300 digits: both were 500s.
-    if not _VERSION.match(value):
+    if not _VERSION.fullmatch(value):
         raise InvalidInput('If-Match must be a document version number')
     if len(value) > 18:
         return -1  # a number, but no document's version: 412

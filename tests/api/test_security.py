@@ -1,0 +1,47 @@
+"""Security hardening of the HTTP surface (issue 13).
+
+Each test names the point of issue 13 it covers. Bad input is refused
+before storage, so these run on SQLite only.
+"""
+
+import pytest
+
+from freezer_api.core import schemas
+from tests.api import helpers
+
+BACKENDS = ('sqlite',)
+
+
+# -- point 5: ids match whole strings ----------------------------------
+
+@pytest.mark.parametrize('schema_id,doc', [
+    ('ACTION', {'action_id': 'nl\n',
+                'freezer_action': {'action': 'backup'}}),
+    ('ACTION', {'freezer_action': {'action': 'backup\n'}}),
+    ('CLIENT', {'client_id': 'node1\n', 'hostname': 'node1'}),
+    ('CLIENT', {'client_id': 'node1', 'hostname': 'node1\n'}),
+])
+def test_id_patterns_refuse_a_final_newline(schema_id, doc):
+    with pytest.raises(Exception) as raised:
+        schemas.validate(schema_id, doc)
+    assert 'does not match' in str(raised.value)
+
+
+def test_whole_string_regex_keeps_escaped_dollars():
+    assert schemas.whole_string_regex(r'^a\$$').search('a$')
+    assert not schemas.whole_string_regex(r'^a\$$').search('a$\n')
+
+
+def test_action_id_with_newline_is_refused_over_http(v2):
+    resp = v2.post('actions', json={'action_id': 'nl\n',
+                                    'freezer_action': {'action': 'backup'}})
+    helpers.assert_error(resp, 400)
+    assert v2.ids('actions') == []
+
+
+def test_url_project_with_newline_is_refused(v2):
+    admin = v2.as_(roles='admin', url_project='pa%0A')
+    resp = admin.post('clients', json={'client_id': 'pa_node1',
+                                       'hostname': 'node1'})
+    helpers.assert_client_error(resp)
+    assert admin.as_(url_project='pa').ids('clients') == []
