@@ -1,5 +1,6 @@
 """Falcon middleware: content negotiation, caller scope and policy."""
 
+import logging
 import re
 
 import falcon
@@ -10,7 +11,14 @@ from freezer_api.core.base import Caller
 from freezer_api.core.base import Owner
 from freezer_api.storage.base import Scope
 
+LOG = logging.getLogger(__name__)
+
 PROJECT_PATTERN = re.compile(r'^[\w-]{1,255}$')
+
+
+def has_responder(resource, method):
+    """Whether ``resource`` answers ``method`` with a responder of its own."""
+    return callable(getattr(resource, 'on_' + method.lower(), None))
 
 
 class RequireJSON:
@@ -29,7 +37,8 @@ class CallerScope:
     """Decide, before each responder, whose documents the caller reaches.
 
     Resources declare ``policies = {method: rule}``; resources with
-    ``public = True`` (versions, health) need no identity. The v2 URL
+    ``public = True`` (versions, health) need no identity. A responder
+    without a rule is denied (fail closed). The v2 URL
     ``project_id`` is removed from the responder arguments and must name
     the caller's project, unless the caller is an admin (spec D2).
     """
@@ -64,7 +73,15 @@ class CallerScope:
                 raise errors.forbidden()
             scope = Scope(url_project)
         rule = resource.policies.get(req.method)
-        if rule is not None:
+        if rule is None:
+            if has_responder(resource, req.method):
+                # NOTE: fail closed: a responder nobody wrote a rule for
+                # is a bug, not a public operation.
+                LOG.error('No policy rule for %s on %s: denied',
+                          req.method, type(resource).__name__)
+                raise errors.forbidden()
+            # no responder: Falcon answers 405 (or OPTIONS) itself
+        else:
             target = {'project_id': scope.project_id,
                       'user_id': ctx.user_id}
             if not self.enforcer.enforce(rule, target, ctx):

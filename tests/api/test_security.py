@@ -45,3 +45,49 @@ def test_url_project_with_newline_is_refused(v2):
                                        'hostname': 'node1'})
     helpers.assert_client_error(resp)
     assert admin.as_(url_project='pa').ids('clients') == []
+
+
+# -- point 9: a responder without a policy rule is denied ----------------
+
+def _resources():
+    from types import SimpleNamespace
+
+    from freezer_api.api import routes
+    conf = SimpleNamespace(api=SimpleNamespace(max_request_body_size=1))
+    return routes.resource_routes(None, conf)
+
+
+def test_every_route_and_method_has_a_registered_rule():
+    from freezer_api import policies
+    from freezer_api.api.middleware import has_responder
+    registered = {rule.name for rule in policies.list_rules()}
+    checked = 0
+    for template, resource in _resources():
+        for method in ('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE',
+                       'OPTIONS'):
+            if has_responder(resource, method):
+                assert resource.policies.get(method) in registered, (
+                    template, method)
+                checked += 1
+        assert set(resource.policies) <= {
+            m for m in ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')
+            if has_responder(resource, m)}, template
+    assert checked >= 30
+
+
+def test_a_responder_without_a_rule_is_denied(api_app, v2, monkeypatch):
+    from freezer_api.api import backups
+    monkeypatch.setattr(backups.BackupCollection, 'policies',
+                        {'POST': 'backups:create'})
+    resp = v2.as_(roles='admin').get('backups')
+    helpers.assert_error(resp, 403)
+    # a method with no responder still gets Falcon's 405
+    helpers.assert_error(v2.as_(roles='admin').put('backups', json={}), 405)
+
+
+def test_a_rule_nobody_registered_is_denied(v2, monkeypatch):
+    from freezer_api.api import backups
+    monkeypatch.setattr(backups.BackupCollection, 'policies',
+                        {'GET': 'backups:no_such_rule'})
+    helpers.assert_error(v2.as_(roles='admin').get('backups'), 403)
+
