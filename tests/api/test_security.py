@@ -91,3 +91,23 @@ def test_a_rule_nobody_registered_is_denied(v2, monkeypatch):
                         {'GET': 'backups:no_such_rule'})
     helpers.assert_error(v2.as_(roles='admin').get('backups'), 403)
 
+
+# -- point 10: noauth callers are not admins unless they ask -------------
+
+def test_noauth_caller_without_roles_is_member_and_reader(client, v2):
+    headers = {'X-User-Id': 'u1', 'X-Project-Id': 'proj-a'}
+    created = client.simulate_post('/v2/proj-a/clients', headers=headers,
+                                   json={'client_id': 'proj-a_n1',
+                                         'hostname': 'n1'})
+    assert created.status_code == 201, created.text
+    # another project's URL needs admin
+    other = client.simulate_get('/v2/proj-b/clients', headers=headers)
+    helpers.assert_error(other, 403)
+    helpers.assert_error(client.simulate_get(
+        '/v2/proj-a/jobs', params={'all_projects': 'true'},
+        headers=headers), 403)
+    # with no identity headers at all: the [noauth] user, not an admin
+    helpers.assert_error(client.simulate_get('/v2/proj-b/clients'), 403)
+    asked = client.simulate_get('/v2/proj-b/clients',
+                                headers={**headers, 'X-Roles': 'admin'})
+    assert asked.status_code == 200, asked.text
