@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 
 import falcon
 
@@ -26,12 +27,33 @@ def _reject_constant(name):
 _EXACT_INTEGER_LIMIT = 2 ** 53
 
 
+def _out_of_range(text):
+    shown = text if len(text) <= 40 else text[:40] + '...'
+    return ValueError(f'the number {shown} is out of range')
+
+
 def _finite_float(text):
     value = float(text)
     if value in (float('inf'), float('-inf')):
-        raise ValueError(f'the number {text[:40]} is out of range')
+        raise _out_of_range(text)
     if value.is_integer() and abs(value) <= _EXACT_INTEGER_LIMIT:
         return int(value)
+    return value
+
+
+# Integers past the largest double are refused like 1e400: no store
+# indexes them as numbers, and Python refuses to read integers of more
+# than 4300 digits with a message about its own internals.
+_MAX_INTEGER = int(sys.float_info.max)
+_MAX_INTEGER_DIGITS = len(str(_MAX_INTEGER))
+
+
+def _bounded_int(text):
+    if len(text.lstrip('-')) > _MAX_INTEGER_DIGITS:
+        raise _out_of_range(text)
+    value = int(text)
+    if abs(value) > _MAX_INTEGER:
+        raise _out_of_range(text)
     return value
 
 
@@ -90,7 +112,7 @@ def read_json(req, max_size):
         raise InvalidInput('Malformed JSON: the body is not valid UTF-8')
     try:
         body = json.loads(text, parse_constant=_reject_constant,
-                          parse_float=_finite_float)
+                          parse_float=_finite_float, parse_int=_bounded_int)
     except (ValueError, RecursionError) as ex:
         reason = (str(ex) if isinstance(ex, ValueError)
                   else 'nested too deeply')

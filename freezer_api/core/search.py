@@ -12,6 +12,7 @@ encoded in the string, is read as more ``match`` entries.
 """
 
 import json
+import math
 
 from freezer_api.core.errors import InvalidInput
 from freezer_api.storage.query import Query
@@ -64,13 +65,24 @@ def _legacy_all(text):
 
 
 def _epoch(value, name):
+    message = f'{name} must be an epoch time in seconds'
     if isinstance(value, str):
+        # NOTE: int() refuses over 4300 digits with a message about
+        # Python's internals; no epoch time has more than 20.
+        if len(value.strip()) > 20:
+            raise InvalidInput(message)
         try:
             value = int(value)
         except ValueError:
-            raise InvalidInput(f'{name} must be an epoch time in seconds')
+            raise InvalidInput(message)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f'{name} must be an epoch time in seconds')
+        raise InvalidInput(message)
+    # stores compare times as doubles: a bound past their range is refused
+    try:
+        if not math.isfinite(float(value)):
+            raise InvalidInput(message)
+    except OverflowError:
+        raise InvalidInput(message) from None
     return value
 
 

@@ -111,3 +111,55 @@ def test_noauth_caller_without_roles_is_member_and_reader(client, v2):
     asked = client.simulate_get('/v2/proj-b/clients',
                                 headers={**headers, 'X-Roles': 'admin'})
     assert asked.status_code == 200, asked.text
+
+
+# -- point 4: numbers that overflow are a plain 400 ----------------------
+
+DIGITS_400 = '9' * 400
+DIGITS_5000 = '9' * 5000
+_backup = helpers.backup_body
+
+
+def _with(body, extra):
+    import json
+    return json.dumps(body)[:-1] + ', ' + extra + '}'
+
+
+OVERFLOWS = [
+    ('GET', 'backups', '{"time_after": %s}' % DIGITS_400),
+    ('GET', 'backups', '{"time_before": "%s"}' % DIGITS_400),
+    ('GET', 'backups', '{"time_after": 1e400}'),
+    ('GET', 'backups', '{"time_after": %s}' % DIGITS_5000),
+    ('GET', 'backups', '{"time_after": "%s"}' % DIGITS_5000),
+    ('GET', 'jobs', '{"match": [{"size": %s}]}' % DIGITS_400),
+    ('POST', 'backups', _with(_backup(), '"level": %s' % DIGITS_400)),
+    ('POST', 'backups', _with(_backup(), '"custom": -%s' % DIGITS_5000)),
+    ('POST', 'backups', _with(_backup(), '"custom": 1e400')),
+    ('POST', 'actions', '{"freezer_action": {"action": "backup"}, '
+                        '"max_retries": %s}' % DIGITS_400),
+    ('POST', 'clients', '{"client_id": "proj-a_n1", "hostname": "n1", '
+                        '"x": %s}' % DIGITS_5000),
+]
+
+
+@pytest.mark.parametrize('method,kind,body', OVERFLOWS,
+                         ids=[f'{m}-{k}-{i}' for i, (m, k, _) in
+                              enumerate(OVERFLOWS)])
+def test_overflowing_numbers_are_a_plain_400(v2, method, kind, body):
+    before = helpers.snapshot(v2)
+    resp = v2.call(method, kind, body=body.encode())
+    helpers.assert_error(resp, 400)
+    description = resp.json['description']
+    for internal in ('sys.', 'int_max_str_digits', 'Exceeds the limit',
+                     'Traceback', 'OverflowError'):
+        assert internal not in description, description
+    assert len(description) < 400, description
+    assert helpers.snapshot(v2) == before
+
+
+def test_largest_double_still_reads_as_a_number(v2):
+    import sys
+    big = int(sys.float_info.max)
+    resp = v2.post('backups', body=_with(_backup(), f'"custom": {big}')
+                   .encode())
+    assert resp.status_code == 201, resp.text
