@@ -246,6 +246,40 @@ def _record_of(kind, row):
                        doc=json.loads(row[5]))
 
 
+# The database holds job definitions and credentials references: only the
+# service's user may read it. SQLite gives -wal and -shm files the mode of
+# the database file.
+_PRIVATE_FILE = 0o600
+_SQLITE_COMPANIONS = ('', '-wal', '-shm', '-journal')
+
+
+def _private_sqlite_files(path):
+    """Create the SQLite file ``path`` 0600; make existing ones so."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                     _PRIVATE_FILE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        # NOTE: SQLite reports what it cannot open, in its own words.
+        LOG.debug('Cannot create %s: %s', path, exc)
+    else:
+        os.close(fd)
+    for suffix in _SQLITE_COMPANIONS:
+        name = path + suffix
+        try:
+            mode = os.stat(name).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+                LOG.warning('%s was readable by other users (mode %o); '
+                            'it is now %o', name, mode, mode & 0o700)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            LOG.warning('Cannot restrict the permissions of %s: %s',
+                        name, exc)
+
+
 class _WriterQueue:
     """Writers to one SQLite file, in this process and the others, queue here.
 
@@ -283,7 +317,9 @@ class _WriterQueue:
         pid = os.getpid()
         if self._handle is None or self._pid != pid:
             self.close()
-            self._handle = open(self._path, 'a+')
+            self._handle = os.fdopen(os.open(
+                self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
+                _PRIVATE_FILE), 'a+')
             self._pid = pid
             # NOTE: closed with the queue, also when nobody calls close().
             self._closer = weakref.finalize(self, self._handle.close)
@@ -503,6 +539,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         self._serial = threading.RLock() if self._memory else None
         self._writers = None
         if self._sqlite and not self._memory:
+            _private_sqlite_files(os.path.abspath(url.database))
             self._writers = _WriterQueue(
                 os.path.abspath(url.database) + '.writer',
                 db.sqlite_busy_timeout / 1000.0)
@@ -546,6 +583,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         if not raw:
             state_path = conf.state_path
             try:
+                # NOTE: only the service (and its group) may enter.
                 os.makedirs(state_path, mode=0o750, exist_ok=True)
             except OSError as exc:
                 LOG.error('Cannot create state_path %s: %s', state_path, exc)
