@@ -7,6 +7,7 @@ import falcon
 
 from freezer_api.api import errors
 from freezer_api.api.context import ENVIRON_KEY
+from freezer_api.api.resource import ANY_CALLER
 from freezer_api.core.base import Caller
 from freezer_api.core.base import Owner
 from freezer_api.storage.base import Scope
@@ -81,7 +82,7 @@ class CallerScope:
                           req.method, type(resource).__name__)
                 raise errors.forbidden()
             # no responder: Falcon answers 405 (or OPTIONS) itself
-        else:
+        elif rule != ANY_CALLER:
             target = {'project_id': scope.project_id,
                       'user_id': ctx.user_id}
             if not self.enforcer.enforce(rule, target, ctx):

@@ -11,11 +11,18 @@ from freezer_api.api import errors
 from freezer_api.api import request
 
 
+# The rule of a responder any identified caller may use, with no policy
+# check (the JSON home documents). It must be named: a responder missing
+# from ``policies`` is denied.
+ANY_CALLER = '@any-identified-caller'
+
+
 class Resource:
     """Base resource: holds the core services and request limits.
 
     ``policies`` maps an HTTP method to the oslo.policy rule that
-    ``middleware.CallerScope`` checks before the responder runs.
+    ``middleware.CallerScope`` checks before the responder runs (or to
+    ``ANY_CALLER``); a responder without an entry is denied.
     """
 
     policies: dict[str, str] = {}
