@@ -179,3 +179,66 @@ def test_largest_double_still_reads_as_a_number(v2):
     resp = v2.post('backups', body=_with(_backup(), f'"custom": {big}')
                    .encode())
     assert resp.status_code == 201, resp.text
+
+
+# -- point 1: bounded searches -------------------------------------------
+
+def _search(v2, kind, search):
+    import json
+    return v2.call('GET', kind, body=json.dumps(search).encode())
+
+
+@pytest.mark.parametrize('search,limit', [
+    ({'match': [{'_all': 'x' * 257}]}, '256'),
+    ({'match': [{'description': 'x' * 257}]}, '256'),
+    ({'match_not': [{'client_id': 'x' * 257}]}, '256'),
+    ({'match': [{'_all': '[{"client_id": "%s"}]' % ('x' * 257)}]}, '256'),
+    ({'match': [{'_all': f'needle{i}'} for i in range(6)]}, '5'),
+    ({'match': [{f'f{i}': i} for i in range(51)]}, '50'),
+])
+def test_search_values_and_clauses_are_bounded(v2, search, limit):
+    resp = _search(v2, 'jobs', search)
+    helpers.assert_error(resp, 400)
+    assert limit in resp.json['description'], resp.json
+
+
+def test_search_at_the_bounds_is_accepted(v2):
+    search = {'match': [{'_all': 'x' * 256}] * 5
+              + [{'description': 'y' * 256}] * 45}
+    resp = _search(v2, 'jobs', search)
+    assert resp.status_code == 200, resp.text
+
+
+def test_a_search_past_the_time_limit_is_a_503(tmp_path, migrated_sqlite,
+                                               policy_enforcer):
+    """The SQLite leg over HTTP: large documents, a needle found in none,
+    and a limit the scan cannot meet; the contract test
+    (tests/storage/contract.py QueryTimeoutContract) covers every store."""
+    import shutil
+
+    import falcon.testing
+
+    from freezer_api.api import app as app_module
+    from freezer_api.api import context
+    from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
+    from tests.conftest import make_conf
+    conf = make_conf(tmp_path, **{'database.query_timeout': 0.000001})
+    shutil.copyfile(migrated_sqlite, tmp_path / 'freezer.sqlite')
+    driver = SQLAlchemyDriver(conf)
+    try:
+        values = {f'k{i}': f'{i:06d}-' + 'abcdefgh' * 16
+                  for i in range(2000)}
+        for n in range(20):
+            driver.create('backups', f'b{n}', helpers.PROJECT_A, 'alice',
+                          1000 + n, {'backup_metadata': values})
+        client = falcon.testing.TestClient(context.NoAuthMiddleware(
+            app_module.create_app(conf, driver, enforcer=policy_enforcer),
+            conf))
+        api = helpers.Api(client, 'v2')
+        resp = _search(api, 'backups', {'match': [{'_all': 'zz-nowhere'}]})
+        helpers.assert_error(resp, 503)
+        assert resp.json['title'] == 'Query Timeout'
+        assert 'narrow' in resp.json['description']
+        assert resp.headers.get('retry-after')
+    finally:
+        driver.close()
