@@ -14,12 +14,43 @@ from freezer_api.storage.base import Scope
 
 LOG = logging.getLogger(__name__)
 
+# Request bodies up to this size are read to the end even when refused
+# (see DrainBody): 64 MiB take a fraction of a second to read.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
 PROJECT_PATTERN = re.compile(r'^[\w-]{1,255}$')
 
 
 def has_responder(resource, method):
     """Whether ``resource`` answers ``method`` with a responder of its own."""
     return callable(getattr(resource, 'on_' + method.lower(), None))
+
+
+class DrainBody:
+    """Read the rest of the request body before the answer goes out.
+
+    A server that answers (413, 400, 404...) and closes the connection
+    with body bytes still unread makes the kernel reset it: the client,
+    still sending, never sees the answer. Bodies up to ``limit`` bytes are
+    read to the end (and thrown away); a larger announced body is not
+    worth reading, and its connection is closed.
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        length = req.content_length
+        if not length:
+            return
+        if length > self.limit:
+            resp.set_header('Connection', 'close')
+            return
+        try:
+            req.bounded_stream.exhaust()
+        except OSError as exc:
+            # the client is gone: nothing will read the answer anyway
+            LOG.debug('Client went away while its body was read: %s', exc)
 
 
 class RequireJSON:
