@@ -99,8 +99,8 @@ def es_index_name(elasticsearch_server):
 class TestElasticsearch(contract.StorageContract,
                         contract.QueryTimeoutContract):
 
-    def test_a_search_past_query_timeout_is_stopped(self, backend, driver,
-                                                     monkeypatch):
+    def test_a_search_past_query_timeout_is_stopped(
+            self, backend, driver, monkeypatch):
         """Elasticsearch checks its ``timeout`` against a clock that moves
         in steps of about 200 ms, between windows of thousands of
         documents: no search this suite can afford reaches it (a
