@@ -5,6 +5,8 @@ collection/item pair), naming its manager, its id field and the policy rule
 of each method. Responders only parse, call the core and render.
 """
 
+import json
+
 import falcon
 
 from freezer_api.api import errors
@@ -15,6 +17,26 @@ from freezer_api.api import request
 # check (the JSON home documents). It must be named: a responder missing
 # from ``policies`` is denied.
 ANY_CALLER = '@any-identified-caller'
+
+
+def stream_list(noun, records):
+    """Yield the JSON of ``{noun: [doc, ...]}`` one document at a time.
+
+    PERF: a page of large documents is never held twice: each document
+    is serialized when the server is ready to send it, and let go of
+    once sent (``records`` is consumed). Rendering the page as one
+    ``resp.media`` took a worker from 86 to 322 MB for 60 documents of
+    1 MiB (doc/reliability.rst). A page is always whole: nothing is cut
+    to save memory, so a short page still means the end of the list.
+    """
+    records.reverse()
+    yield b'{"' + noun.encode() + b'": ['
+    separator = b''
+    while records:
+        doc = records.pop().doc
+        yield separator + json.dumps(doc, ensure_ascii=False).encode()
+        separator = b', '
+    yield b']}'
 
 
 class Resource:
@@ -71,7 +93,8 @@ class Collection(DocumentResource):
     def render_list(self, req, resp, caller):
         records = self.manager.list(caller, self.body(req),
                                     request.page(req))
-        resp.media = {self.noun: [record.doc for record in records]}
+        resp.content_type = falcon.MEDIA_JSON
+        resp.stream = stream_list(self.noun, list(records))
 
     def on_post(self, req, resp):
         self.create(req, resp, self.body(req))

@@ -242,3 +242,49 @@ def test_a_search_past_the_time_limit_is_a_503(tmp_path, migrated_sqlite,
         assert resp.headers.get('retry-after')
     finally:
         driver.close()
+
+
+# -- point 7: lists of large documents are streamed ----------------------
+
+def test_list_pages_are_streamed_one_document_at_a_time(
+        api_app, v2, clock):
+    import json
+
+    import falcon.testing
+    blob = 'x' * (200 * 1024)
+    for n in range(3):
+        helpers.create(v2, 'backups', helpers.backup_body(
+            backup_name=f'b{n}', blob=blob))
+        clock.advance(1)
+
+    def chunks_of(query):
+        environ = falcon.testing.create_environ(
+            path='/v2/proj-a/backups', query_string=query,
+            headers=v2.headers)
+        answer = {}
+
+        def start_response(status, headers, exc_info=None):
+            answer.update(status=status, headers=dict(headers))
+
+        body = api_app(environ, start_response)
+        try:
+            chunks = list(body)
+        finally:
+            getattr(body, 'close', lambda: None)()
+        assert answer['status'].startswith('200'), answer
+        assert answer['headers']['content-type'].startswith(
+            'application/json')
+        return chunks
+
+    chunks = chunks_of('limit=1000')
+    # the page is sent document by document, never built as one string
+    assert len(chunks) == 3 + 2
+    assert max(len(c) for c in chunks) < 300 * 1024
+    page = json.loads(b''.join(chunks))
+    metadata = [d['backup_metadata'] for d in page['backups']]
+    assert [m['backup_name'] for m in metadata] == ['b0', 'b1', 'b2']
+    assert all(m['blob'] == blob for m in metadata)
+    # a page is always whole: a short page means the end of the list
+    assert len(json.loads(b''.join(chunks_of('limit=2')))['backups']) == 2
+    assert json.loads(b''.join(chunks_of('limit=2&offset=3'))) == {
+        'backups': []}
