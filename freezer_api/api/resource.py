@@ -5,6 +5,7 @@ collection/item pair), naming its manager, its id field and the policy rule
 of each method. Responders only parse, call the core and render.
 """
 
+import itertools
 import json
 
 import falcon
@@ -17,6 +18,10 @@ from freezer_api.api import request
 # check (the JSON home documents). It must be named: a responder missing
 # from ``policies`` is denied.
 ANY_CALLER = '@any-identified-caller'
+
+
+# Pages whose JSON is larger than this are streamed (see stream_list).
+SMALL_PAGE = 256 * 1024
 
 
 def stream_list(noun, records):
@@ -94,7 +99,17 @@ class Collection(DocumentResource):
         records = self.manager.list(caller, self.body(req),
                                     request.page(req))
         resp.content_type = falcon.MEDIA_JSON
-        resp.stream = stream_list(self.noun, list(records))
+        chunks = stream_list(self.noun, list(records))
+        # NOTE: a small page goes out whole, with its Content-Length (a
+        # client may keep the connection); a larger one is streamed.
+        head, size = [], 0
+        for chunk in chunks:
+            head.append(chunk)
+            size += len(chunk)
+            if size > SMALL_PAGE:
+                resp.stream = itertools.chain(head, chunks)
+                return
+        resp.data = b''.join(head)
 
     def on_post(self, req, resp):
         self.create(req, resp, self.body(req))

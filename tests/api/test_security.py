@@ -288,3 +288,7 @@ def test_list_pages_are_streamed_one_document_at_a_time(
     assert len(json.loads(b''.join(chunks_of('limit=2')))['backups']) == 2
     assert json.loads(b''.join(chunks_of('limit=2&offset=3'))) == {
         'backups': []}
+    # a small page goes out whole, with its length
+    small = v2.get('backups', query='limit=1')
+    assert int(small.headers['content-length']) == len(small.content)
+    assert len(small.json['backups']) == 1
