@@ -28,6 +28,8 @@ MAPPING = (
      'Precondition Failed', logging.INFO),
     (core_errors.Unprocessable, falcon.HTTP_422, 'Unprocessable Entity',
      logging.INFO),
+    (storage_errors.QueryTimeout, falcon.HTTP_503, 'Query Timeout',
+     logging.WARNING),
     (storage_errors.Unavailable, falcon.HTTP_503, 'Service Unavailable',
      logging.ERROR),
     (core_errors.Unavailable, falcon.HTTP_503, 'Service Unavailable',
@@ -46,6 +48,9 @@ def forbidden(description=FORBIDDEN):
 STORAGE_CONFLICT = ('The document was changed by concurrent requests too '
                     'many times; retry the request.')
 STORAGE_UNAVAILABLE = 'The storage backend is unavailable; retry later.'
+QUERY_TIMEOUT = ('The search ran longer than the store allows and was '
+                 'stopped; narrow it (more or longer terms, fewer _all '
+                 'needles) or retry later.')
 
 
 def _handler(status, title, level):
@@ -53,6 +58,8 @@ def _handler(status, title, level):
         description = ex.message or title
         if isinstance(ex, storage_errors.Conflict):
             description = STORAGE_CONFLICT
+        elif isinstance(ex, storage_errors.QueryTimeout):
+            description = QUERY_TIMEOUT
         elif isinstance(ex, storage_errors.Unavailable):
             description = STORAGE_UNAVAILABLE
         if status == falcon.HTTP_503:

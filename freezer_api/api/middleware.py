@@ -1,16 +1,56 @@
 """Falcon middleware: content negotiation, caller scope and policy."""
 
+import logging
 import re
 
 import falcon
 
 from freezer_api.api import errors
 from freezer_api.api.context import ENVIRON_KEY
+from freezer_api.api.resource import ANY_CALLER
 from freezer_api.core.base import Caller
 from freezer_api.core.base import Owner
 from freezer_api.storage.base import Scope
 
+LOG = logging.getLogger(__name__)
+
+# Request bodies up to this size are read to the end even when refused
+# (see DrainBody): 64 MiB take a fraction of a second to read.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
 PROJECT_PATTERN = re.compile(r'^[\w-]{1,255}$')
+
+
+def has_responder(resource, method):
+    """Whether ``resource`` answers ``method`` with a responder of its own."""
+    return callable(getattr(resource, 'on_' + method.lower(), None))
+
+
+class DrainBody:
+    """Read the rest of the request body before the answer goes out.
+
+    A server that answers (413, 400, 404...) and closes the connection
+    with body bytes still unread makes the kernel reset it: the client,
+    still sending, never sees the answer. Bodies up to ``limit`` bytes are
+    read to the end (and thrown away); a larger announced body is not
+    worth reading, and its connection is closed.
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        length = req.content_length
+        if not length:
+            return
+        if length > self.limit:
+            resp.set_header('Connection', 'close')
+            return
+        try:
+            req.bounded_stream.exhaust()
+        except OSError as exc:
+            # the client is gone: nothing will read the answer anyway
+            LOG.debug('Client went away while its body was read: %s', exc)
 
 
 class RequireJSON:
@@ -29,7 +69,8 @@ class CallerScope:
     """Decide, before each responder, whose documents the caller reaches.
 
     Resources declare ``policies = {method: rule}``; resources with
-    ``public = True`` (versions, health) need no identity. The v2 URL
+    ``public = True`` (versions, health) need no identity. A responder
+    without a rule is denied (fail closed). The v2 URL
     ``project_id`` is removed from the responder arguments and must name
     the caller's project, unless the caller is an admin (spec D2).
     """
@@ -54,7 +95,7 @@ class CallerScope:
                     'The token is not scoped to a project.')
             scope = Scope(ctx.project_id, ctx.user_id)
         else:
-            if not PROJECT_PATTERN.match(url_project):
+            if not PROJECT_PATTERN.fullmatch(url_project):
                 raise falcon.HTTPBadRequest(
                     title='Bad request format',
                     description='project_id must be letters, digits, "_" '
@@ -64,7 +105,15 @@ class CallerScope:
                 raise errors.forbidden()
             scope = Scope(url_project)
         rule = resource.policies.get(req.method)
-        if rule is not None:
+        if rule is None:
+            if has_responder(resource, req.method):
+                # NOTE: fail closed: a responder nobody wrote a rule for
+                # is a bug, not a public operation.
+                LOG.error('No policy rule for %s on %s: denied',
+                          req.method, type(resource).__name__)
+                raise errors.forbidden()
+            # no responder: Falcon answers 405 (or OPTIONS) itself
+        elif rule != ANY_CALLER:
             target = {'project_id': scope.project_id,
                       'user_id': ctx.user_id}
             if not self.enforcer.enforce(rule, target, ctx):

@@ -99,14 +99,17 @@ _FIELD_NAME = {'type': 'string', 'minLength': 1,
 
 
 def _search(with_time):
-    scalar = {'type': ['string', 'number', 'boolean', 'null']}
+    scalar = {'type': ['string', 'number', 'boolean', 'null'],
+              'maxLength': core_search.MAX_VALUE_LENGTH}
 
     def terms(text):
         names = dict(_FIELD_NAME)
         entry = {'type': 'object', 'minProperties': 1,
                  'additionalProperties': scalar}
         if text:
-            entry['properties'] = {'_all': {'type': 'string'}}
+            entry['properties'] = {'_all': {
+                'type': 'string',
+                'maxLength': core_search.MAX_VALUE_LENGTH}}
         else:
             names['not'] = {'const': '_all'}
         entry['propertyNames'] = names

@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 
 import falcon
 
@@ -11,7 +12,7 @@ from freezer_api.core.errors import InvalidInput
 # Deeper documents are refused: nothing legitimate nests this far, and the
 # rules walk documents recursively.
 MAX_DEPTH = 64
-_VERSION = re.compile(r'^[0-9]+$')
+_VERSION = re.compile(r'[0-9]+')
 _SUSPICIOUS = ('\\u0000', '\\ud8', '\\ud9', '\\uda', '\\udb', '\\udc',
                '\\udd', '\\ude', '\\udf', '\x00')
 
@@ -26,12 +27,33 @@ def _reject_constant(name):
 _EXACT_INTEGER_LIMIT = 2 ** 53
 
 
+def _out_of_range(text):
+    shown = text if len(text) <= 40 else text[:40] + '...'
+    return ValueError(f'the number {shown} is out of range')
+
+
 def _finite_float(text):
     value = float(text)
     if value in (float('inf'), float('-inf')):
-        raise ValueError(f'the number {text[:40]} is out of range')
+        raise _out_of_range(text)
     if value.is_integer() and abs(value) <= _EXACT_INTEGER_LIMIT:
         return int(value)
+    return value
+
+
+# Integers past the largest double are refused like 1e400: no store
+# indexes them as numbers, and Python refuses to read integers of more
+# than 4300 digits with a message about its own internals.
+_MAX_INTEGER = int(sys.float_info.max)
+_MAX_INTEGER_DIGITS = len(str(_MAX_INTEGER))
+
+
+def _bounded_int(text):
+    if len(text.lstrip('-')) > _MAX_INTEGER_DIGITS:
+        raise _out_of_range(text)
+    value = int(text)
+    if abs(value) > _MAX_INTEGER:
+        raise _out_of_range(text)
     return value
 
 
@@ -90,7 +112,7 @@ def read_json(req, max_size, empty=None):
         raise InvalidInput('Malformed JSON: the body is not valid UTF-8')
     try:
         body = json.loads(text, parse_constant=_reject_constant,
-                          parse_float=_finite_float)
+                          parse_float=_finite_float, parse_int=_bounded_int)
     except (ValueError, RecursionError) as ex:
         reason = (str(ex) if isinstance(ex, ValueError)
                   else 'nested too deeply')
@@ -143,7 +165,7 @@ def expected_version(req):
     value = value.strip('"')
     # NOTE: str.isdigit() accepts digits int() refuses ('²') and int()
     # refuses strings over 4300 digits: both were 500s.
-    if not _VERSION.match(value):
+    if not _VERSION.fullmatch(value):
         raise InvalidInput('If-Match must be a document version number')
     if len(value) > 18:
         return -1  # a number, but no document's version: 412

@@ -5,17 +5,52 @@ collection/item pair), naming its manager, its id field and the policy rule
 of each method. Responders only parse, call the core and render.
 """
 
+import itertools
+import json
+
 import falcon
 
 from freezer_api.api import errors
 from freezer_api.api import request
 
 
+# The rule of a responder any identified caller may use, with no policy
+# check (the JSON home documents). It must be named: a responder missing
+# from ``policies`` is denied.
+ANY_CALLER = '@any-identified-caller'
+
+
+# Pages whose JSON is larger than this are streamed (see stream_list).
+SMALL_PAGE = 256 * 1024
+
+
+def stream_list(noun, records, present):
+    """Yield the JSON of ``{noun: [present(doc), ...]}`` one document at a
+    time.
+
+    PERF: a page of large documents is never held twice: each document
+    is serialized when the server is ready to send it, and let go of
+    once sent (``records`` is consumed). Rendering the page as one
+    ``resp.media`` took a worker from 86 to 322 MB for 60 documents of
+    1 MiB (doc/reliability.rst). A page is always whole: nothing is cut
+    to save memory, so a short page still means the end of the list.
+    """
+    records.reverse()
+    yield b'{"' + noun.encode() + b'": ['
+    separator = b''
+    while records:
+        doc = present(records.pop().doc)
+        yield separator + json.dumps(doc, ensure_ascii=False).encode()
+        separator = b', '
+    yield b']}'
+
+
 class Resource:
     """Base resource: holds the core services and request limits.
 
     ``policies`` maps an HTTP method to the oslo.policy rule that
-    ``middleware.CallerScope`` checks before the responder runs.
+    ``middleware.CallerScope`` checks before the responder runs (or to
+    ``ANY_CALLER``); a responder without an entry is denied.
     """
 
     policies: dict[str, str] = {}
@@ -69,8 +104,19 @@ class Collection(DocumentResource):
     def render_list(self, req, resp, caller):
         records = self.manager.list(caller, self.body(req),
                                     request.page(req))
-        resp.media = {self.noun: [self.present(req, record.doc)
-                                  for record in records]}
+        resp.content_type = falcon.MEDIA_JSON
+        chunks = stream_list(self.noun, list(records),
+                             lambda doc: self.present(req, doc))
+        # NOTE: a small page goes out whole, with its Content-Length (a
+        # client may keep the connection); a larger one is streamed.
+        head, size = [], 0
+        for chunk in chunks:
+            head.append(chunk)
+            size += len(chunk)
+            if size > SMALL_PAGE:
+                resp.stream = itertools.chain(head, chunks)
+                return
+        resp.data = b''.join(head)
 
     def on_post(self, req, resp):
         self.create(req, resp, self.body(req))

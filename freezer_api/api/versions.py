@@ -5,6 +5,7 @@ import os
 
 import falcon
 
+from freezer_api.api.resource import ANY_CALLER
 from freezer_api.api.resource import Resource
 
 V1 = {'id': 'v1', 'status': 'DEPRECATED', 'updated': '2018-02-21T13:30:00'}
@@ -40,7 +41,7 @@ class HomeDocument(Resource):
 
     media_type = JSON_HOME
 
-    policies = {}
+    policies = {'GET': ANY_CALLER}
 
     def __init__(self, services, conf, prefix):
         super().__init__(services, conf)

@@ -6,6 +6,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from freezer_api import conf as conf_pkg
+from freezer_api.conf import default
 
 PROJECT = 'freezer-api'
 # NOTE: upstream and DevStack keep the file in /etc/freezer, which is not
@@ -13,6 +14,20 @@ PROJECT = 'freezer-api'
 EXTRA_CONFIG_FILES = ('/etc/freezer/freezer-api.conf',)
 CONFIG_FILES_ENV = 'FREEZER_API_CONFIG_FILES'
 CONFIG_DIR_ENV = 'FREEZER_API_CONFIG_DIR'
+AUTH_STRATEGY_ENV = 'FREEZER_API_AUTH_STRATEGY'
+
+NO_AUTH_STRATEGY = (
+    'freezer-api refuses to serve: no configuration file was found, so '
+    'nothing says how callers are authenticated. Name a configuration '
+    'file that sets [DEFAULT] auth_strategy (keystone for production) '
+    'with FREEZER_API_CONFIG_FILES=/etc/freezer/freezer-api.conf, or put '
+    'it in /etc/freezer/freezer-api.conf; for a deliberate test setup '
+    'without authentication set FREEZER_API_AUTH_STRATEGY=noauth in the '
+    'WSGI server\'s environment.')
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration does not allow the service to start."""
 
 
 def default_config_files():
@@ -24,11 +39,24 @@ def default_config_files():
     return files
 
 
-def load_config(args, conf=None, default_files=None, version='0.1.0'):
+def _auth_strategy_from_environment():
+    value = os.environ.get(AUTH_STRATEGY_ENV, '').strip()
+    if value and value not in default.AUTH_STRATEGIES:
+        raise ConfigurationError(
+            f'{AUTH_STRATEGY_ENV} must be one of '
+            f'{", ".join(default.AUTH_STRATEGIES)}, not {value[:40]!r}')
+    return value or None
+
+
+def load_config(args, conf=None, default_files=None, version='0.1.0',
+                noauth_without_files=True):
     """Parse ``args`` and the config files; return the ``ConfigOpts``.
 
-    With no config file at all the service runs on its embedded defaults
-    with ``auth_strategy = noauth``; ``bootstrap`` warns about it.
+    ``FREEZER_API_AUTH_STRATEGY`` sets the default ``auth_strategy`` (a
+    file that names one still wins). With no config file and no such
+    variable, ``auth_strategy`` is ``noauth`` (``bootstrap`` warns) when
+    ``noauth_without_files`` is true, as for the loopback development
+    server; otherwise ``ConfigurationError`` says how to set it.
     """
     if conf is None:
         conf = cfg.ConfigOpts()
@@ -38,7 +66,12 @@ def load_config(args, conf=None, default_files=None, version='0.1.0'):
         default_files = default_config_files()
     conf(args, project=PROJECT, version=version,
          default_config_files=default_files)
-    if not conf.config_file and not conf.config_dir:
+    from_environment = _auth_strategy_from_environment()
+    if from_environment is not None:
+        conf.set_default('auth_strategy', from_environment)
+    elif not conf.config_file and not conf.config_dir:
+        if not noauth_without_files:
+            raise ConfigurationError(NO_AUTH_STRATEGY)
         conf.set_default('auth_strategy', 'noauth')
     log.setup(conf, PROJECT)
     return conf

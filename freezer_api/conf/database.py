@@ -31,6 +31,14 @@ ALL_OPTS = [
         help='Attempts for one atomic change that loses a race against a '
              'concurrent writer (deadlock, serialization failure or a '
              'version conflict) before the request fails with 409.'),
+    cfg.FloatOpt(
+        'query_timeout', default=10.0, min=0,
+        help='Seconds one query may run before the database stops it and '
+             'the request fails with 503 (PostgreSQL statement_timeout, '
+             'MariaDB max_statement_time, MySQL max_execution_time, a '
+             'SQLite progress handler). It bounds how long an expensive '
+             'search keeps a worker busy, also after its client gave up. '
+             'Schema upgrades are not limited; 0 means no limit.'),
     cfg.BoolOpt(
         'connection_debug', default=False,
         help='Log every SQL statement (very verbose).'),

@@ -43,7 +43,10 @@ OPTS = [
              'keystonemiddleware; "noauth" trusts X-User-Id/X-Project-Id/'
              'X-Roles headers and is only for tests and single-user '
              'setups. freezer-api started without any config file uses '
-             '"noauth" and says so in its log.'),
+             '"noauth" and says so in its log; the WSGI application '
+             'refuses to load without a config file unless the '
+             'environment variable FREEZER_API_AUTH_STRATEGY names the '
+             'strategy (it is also the default of this option).'),
     cfg.StrOpt(
         'state_path', default=default_state_path(),
         sample_default='/var/lib/freezer-api (root) or '

@@ -50,6 +50,12 @@ ALL_OPTS = [
         help='Seconds to wait for one answer from Elasticsearch before '
              'the request fails with 503. Raise it for a slow or busy '
              'cluster.'),
+    cfg.FloatOpt(
+        'query_timeout', default=8.0, min=0,
+        help='Seconds a search may run in Elasticsearch (its "timeout" '
+             'parameter) before it is stopped and the request fails with '
+             '503, so that an expensive search does not go on after its '
+             'client gave up. Keep it below timeout; 0 means no limit.'),
     cfg.IntOpt(
         'retries', default=2, min=0,
         help='Times a read that could not reach a node (connection '

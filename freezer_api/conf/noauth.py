@@ -16,8 +16,11 @@ ALL_OPTS = [
         'project_id', default='freezer',
         help='Project of such requests.'),
     cfg.ListOpt(
-        'roles', default=['admin', 'member', 'reader'],
-        help='Roles of requests that carry no X-Roles header.'),
+        'roles', default=['member', 'reader'],
+        help='Roles of requests that carry no X-Roles header. Not admin by '
+             'default: a caller that names no roles may not reach other '
+             'projects; send "X-Roles: admin" (or list admin here) to act '
+             'as an admin.'),
 ]
 
 

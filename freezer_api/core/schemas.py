@@ -5,6 +5,7 @@ are typed, ``hold_off`` and session state are checked, ids are anchored.
 """
 
 import functools
+import re
 
 import fastjsonschema
 import jsonschema
@@ -271,11 +272,36 @@ BACKUP_PATCH = {
 }
 
 
+# NOTE: JSON Schema patterns are ECMA 262 regexes, where ``$`` (no
+# multiline flag) is the end of the string. Python's ``$`` also matches
+# before a final newline, so ``^[\w-]+$`` let ``"id\n"`` through. Every
+# unescaped ``$`` is read as ``\Z``, as fastjsonschema already does, so the
+# two checks agree.
+_DOLLAR = re.compile(r'(?<!\\)\$')
+
+
+@functools.cache
+def whole_string_regex(pattern):
+    """``pattern`` compiled with ``$`` matching only at the very end."""
+    return re.compile(_DOLLAR.sub(r'\\Z', pattern))
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, 'string') and not whole_string_regex(
+            pattern).search(instance):
+        yield jsonschema.ValidationError(
+            f'{instance!r} does not match {pattern!r}')
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft7Validator,
+                                          {'pattern': _pattern})
+
+
 @functools.cache
 def _validator(schema_id):
     schema = globals()[schema_id]
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
+    _Validator.check_schema(schema)
+    return _Validator(schema)
 
 
 def _describe(error):

@@ -12,6 +12,7 @@ encoded in the string, is read as more ``match`` entries.
 """
 
 import json
+import math
 
 from freezer_api.core.errors import InvalidInput
 from freezer_api.storage.query import Query
@@ -19,8 +20,14 @@ from freezer_api.storage.query import Range
 from freezer_api.storage.query import Term
 
 TIME_STAMP_PATH = 'backup_metadata.time_stamp'
+# Bounds of one search (issue 13): every clause costs the store an index
+# probe, every _all needle a scan of the caller's values, and a longer
+# needle a slower scan. The store's own time limit ([database] and
+# [elasticsearch] query_timeout) stops whatever still runs too long.
 MAX_TERMS = 50
+MAX_TEXT_TERMS = 5
 MAX_FIELD_LENGTH = 255
+MAX_VALUE_LENGTH = 256
 SEARCH_KEYS = {'match', 'match_not', 'time_after', 'time_before'}
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -48,7 +55,14 @@ def _term(field, value, name):
             f'boolean or null')
     if isinstance(value, float) and value != value:  # NaN never matches
         raise InvalidInput(f'{name}: the value of {field!r} is not a number')
+    _check_length(value, f'{name}: the value of {field[:80]!r}')
     return Term(field, value)
+
+
+def _check_length(value, what):
+    if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+        raise InvalidInput(f'{what} is longer than {MAX_VALUE_LENGTH} '
+                           f'characters')
 
 
 def _legacy_all(text):
@@ -64,13 +78,24 @@ def _legacy_all(text):
 
 
 def _epoch(value, name):
+    message = f'{name} must be an epoch time in seconds'
     if isinstance(value, str):
+        # NOTE: int() refuses over 4300 digits with a message about
+        # Python's internals; no epoch time has more than 20.
+        if len(value.strip()) > 20:
+            raise InvalidInput(message)
         try:
             value = int(value)
         except ValueError:
-            raise InvalidInput(f'{name} must be an epoch time in seconds')
+            raise InvalidInput(message)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f'{name} must be an epoch time in seconds')
+        raise InvalidInput(message)
+    # stores compare times as doubles: a bound past their range is refused
+    try:
+        if not math.isfinite(float(value)):
+            raise InvalidInput(message)
+    except OverflowError:
+        raise InvalidInput(message) from None
     return value
 
 
@@ -91,6 +116,7 @@ def parse(search, kind: str) -> Query:
                 raise InvalidInput('match: _all takes a string')
             legacy = _legacy_all(value)
             if legacy is None:
+                _check_length(value, 'match: the value of _all')
                 text.append(value)
             else:
                 match.extend(_term(f, v, 'match')
@@ -103,6 +129,9 @@ def parse(search, kind: str) -> Query:
         match_not.append(_term(field, value, 'match_not'))
     if len(match) + len(match_not) + len(text) > MAX_TERMS:
         raise InvalidInput(f'At most {MAX_TERMS} search terms are allowed')
+    if len(text) > MAX_TEXT_TERMS:
+        raise InvalidInput(f'At most {MAX_TEXT_TERMS} _all terms are '
+                           f'allowed')
 
     ranges = []
     if 'time_after' in search or 'time_before' in search:

@@ -5,7 +5,8 @@ codes at the edge. Messages never contain backend text (SQL, traces, hosts):
 drivers log the details and raise one of these.
 """
 
-__all__ = ['StorageError', 'NotFound', 'Conflict', 'Unavailable']
+__all__ = ['StorageError', 'NotFound', 'Conflict', 'Unavailable',
+           'QueryTimeout']
 
 
 class StorageError(Exception):
@@ -30,3 +31,7 @@ class Conflict(StorageError):
 
 class Unavailable(StorageError):
     """The store cannot be reached or answered with a transient failure."""
+
+
+class QueryTimeout(Unavailable):
+    """The store stopped a query at its time limit (``query_timeout``)."""

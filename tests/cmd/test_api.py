@@ -61,10 +61,48 @@ def test_runs_with_a_config_file(tmp_path, stop_later):
 
 
 def test_seed_uwsgi_line_serves_the_api(tmp_path, stop_later):
-    env = servers.clean_env(tmp_path)
+    env = servers.clean_env(tmp_path, FREEZER_API_AUTH_STRATEGY='noauth')
     server = servers.start_uwsgi(tmp_path, env)
     stop_later(server)
     exercise(server.url)
+
+
+def test_wsgi_module_refuses_to_serve_without_an_auth_strategy(tmp_path):
+    """No config file, no FREEZER_API_AUTH_STRATEGY: uwsgi does not
+    serve, and its log says how to set the strategy (issue 13.2)."""
+    env = servers.clean_env(tmp_path)
+    with pytest.raises(AssertionError, match='server exited') as refused:
+        servers.start_uwsgi(tmp_path, env)
+    log = str(refused.value)
+    assert 'freezer-api refuses to serve' in log
+    assert 'FREEZER_API_AUTH_STRATEGY=noauth' in log
+    assert 'FREEZER_API_CONFIG_FILES' in log
+    assert not (tmp_path / 'state').exists()
+
+
+@pytest.mark.parametrize('value,works', [('noauth', True), ('', False),
+                                         ('none', False)])
+def test_wsgi_module_takes_the_strategy_from_the_environment(
+        tmp_path, value, works):
+    import subprocess
+    import sys
+    env = servers.clean_env(tmp_path, FREEZER_API_AUTH_STRATEGY=value)
+    code = ('from freezer_api.cmd import wsgi; '
+            'print(wsgi.application.__class__.__name__)')
+    proc = subprocess.run([sys.executable, '-c', code], env=env,
+                          capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert (proc.returncode == 0) == works, proc.stderr
+    if not works:
+        assert 'ConfigurationError' in proc.stderr
+        assert ('FREEZER_API_AUTH_STRATEGY' in proc.stderr.splitlines()[0])
+
+
+def test_development_server_still_defaults_to_noauth(tmp_path, stop_later):
+    server = servers.start_freezer_api(tmp_path)
+    stop_later(server)
+    resp = requests.get(server.url + '/v2/freezer/clients', timeout=10)
+    assert resp.status_code == 200, resp.text
 
 
 def test_wsgi_module_reads_config_from_environment(tmp_path, stop_later):

@@ -207,6 +207,8 @@ def test_stack_unstack_clean(tmp_path, run_service, server_type, backend):
     assert loaded.debug is True
     assert (loaded.bind_host, loaded.bind_port) == ('127.0.0.1', port)
     assert loaded.state_path == str(devstack.data_dir / 'freezer-api')
+    # no other local user reads the service's state (issue 13.6)
+    assert os.stat(loaded.state_path).st_mode & 0o777 == 0o750
     assert loaded.storage.driver == backend
     paste = devstack.conf_dir / 'freezer-paste.ini'
     assert loaded.paste_deploy.config_file == str(paste)

@@ -168,8 +168,11 @@ def test_https_with_a_self_signed_certificate(tmp_path, run_service):
     argv = [UWSGI, '--https', f'127.0.0.1:{port},{cert},{key}',
             '--need-app', '--master', '--module',
             'freezer_api.cmd.wsgi:application', '--die-on-term']
+    # NOTE: no configuration file: the WSGI module serves without
+    # authentication only when told so.
     server = run_service(argv, url, tmp_path / 'uwsgi.log',
-                         servers.clean_env(tmp_path))
+                         servers.clean_env(
+                             tmp_path, FREEZER_API_AUTH_STRATEGY='noauth'))
     server.wait_ready(verify=str(cert))
     versions = exercise(url, verify=str(cert))
     # The application knows it is behind TLS.

@@ -933,7 +933,39 @@ class StorageContract:
         assert json.loads(json.dumps(described)) == described
 
 
-class SQLAlchemyContract(StorageContract):
+class QueryTimeoutContract:
+    """A search that runs past ``query_timeout`` is stopped by the store
+    and ends in ``QueryTimeout``, never in a partial page (issue 13.1)."""
+
+    # A needle found in no value: SQL stores then scan all the text.
+    slow_needle = 'zz-found-nowhere'
+
+    def test_a_search_past_query_timeout_is_stopped(self, backend, driver):
+        # Large documents: 40 of about 300 KB, 2000 long values each, and
+        # a needle found in none, so the whole text is searched.
+        values = {f'k{i}': f'{i:06d}-' + 'abcdefgh' * 16
+                  for i in range(2000)}
+
+        for n in range(40):
+            driver.create('jobs', f'big-{n}', P1, U1, 1000 + n,
+                          {'n': n, 'values': values})
+        query = Query(text=(self.slow_needle,))
+        list_all(driver, query=query)  # no error without the limit
+        # the smallest limit each store takes (SQLite, Elasticsearch: a
+        # microsecond; PostgreSQL, MariaDB: a millisecond)
+        limited = backend.make_driver(query_timeout=0.000001)
+        try:
+            with pytest.raises(errors.QueryTimeout):
+                limited.list('jobs', Scope(P1), query, base.MAX_LIST_LIMIT,
+                             0)
+        finally:
+            limited.close()
+        # the store, and a driver without the limit, carry on
+        assert len(list_all(driver, query=Query(
+            match=(Term('n', 3),)))) == 1
+
+
+class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
     """Checks specific to the SQLAlchemy driver, on top of the contract."""
 
     def test_only_sqlite_is_embedded(self, backend, driver):

@@ -96,7 +96,45 @@ def es_index_name(elasticsearch_server):
     elasticsearch_server.delete_index(name)
 
 
-class TestElasticsearch(contract.StorageContract):
+class TestElasticsearch(contract.StorageContract,
+                        contract.QueryTimeoutContract):
+
+    def test_a_search_past_query_timeout_is_stopped(
+            self, backend, driver, monkeypatch):
+        """Elasticsearch checks its ``timeout`` against a clock that moves
+        in steps of about 200 ms, between windows of thousands of
+        documents: no search this suite can afford reaches it (a
+        1-microsecond limit over 40 documents of 300 KB did not). So the
+        real server is sent the limit (and must take it), and its answer
+        to a search that ran out of time, the hits found so far with
+        ``timed_out: true``, is then played by wrapping the real client.
+        """
+        for n in range(3):
+            contract.add(driver, doc_id=f'big-{n}',
+                         doc={'n': n, 'text': 'abcdefgh ' * 30000})
+        limited = backend.make_driver(query_timeout=0.25)
+        try:
+            sent = []
+            real_search = limited.client.search
+
+            def search(**kwargs):
+                sent.append(kwargs)
+                return real_search(**kwargs)
+
+            monkeypatch.setattr(limited.client, 'search', search)
+            query = Query(text=('abcdefgh',))
+            assert len(limited.list('jobs', Scope(contract.P1), query, 10,
+                                    0)) == 3
+            assert sent[-1]['timeout'] == '250000micros'
+
+            def timed_out(**kwargs):
+                return {**real_search(**kwargs), 'timed_out': True}
+
+            monkeypatch.setattr(limited.client, 'search', timed_out)
+            with pytest.raises(errors.QueryTimeout):
+                limited.list('jobs', Scope(contract.P1), query, 10, 0)
+        finally:
+            limited.close()
 
     @pytest.fixture
     def backend(self, elasticsearch_server, es_proxy, es_index_name):

@@ -391,6 +391,7 @@ class ElasticsearchDriver(base.StorageDriver):
         self._max_retries = opts.conflict_retries
         self._refresh = opts.refresh
         self._timeout = opts.timeout
+        self._query_timeout = opts.query_timeout
         self._client_lock = threading.Lock()
         self._client = None
         self._pid = None
@@ -506,9 +507,29 @@ class ElasticsearchDriver(base.StorageDriver):
 
     _SORT = [{'created_at': 'asc'}, {'id': 'asc'}, {'key': 'asc'}]
 
+    def _search(self, **kwargs):
+        """One search of the index, stopped at ``query_timeout``.
+
+        Elasticsearch answers a search that ran out of time with the hits
+        found so far and ``timed_out``: a partial page that clients would
+        take for the end of the list, so it is an error instead.
+        """
+        if self._query_timeout:
+            kwargs['timeout'] = (
+                f'{max(1, round(self._query_timeout * 1_000_000))}micros')
+            if 'filter_path' in kwargs:
+                kwargs['filter_path'] += ',timed_out'
+        response = self.client.search(index=self._index, **kwargs)
+        if response.get('timed_out'):
+            LOG.warning('An Elasticsearch search ran past [elasticsearch] '
+                        'query_timeout')
+            raise errors.QueryTimeout(
+                'the search ran longer than the store allows '
+                '([elasticsearch] query_timeout)')
+        return response
+
     def _search_hits(self, kind, scope, extra, size, seq_no=False):
-        response = self.client.search(
-            index=self._index,
+        response = self._search(
             query={'bool': {'filter': self._filters(kind, scope) + extra}},
             sort=self._SORT, size=size, seq_no_primary_term=seq_no,
             track_total_hits=False)
@@ -570,8 +591,8 @@ class ElasticsearchDriver(base.StorageDriver):
             body_query['bool']['must_not'] = must_not
         with _guard('listing documents'):
             if offset + limit <= _RESULT_WINDOW:
-                response = self.client.search(
-                    index=self._index, query=body_query, sort=self._SORT,
+                response = self._search(
+                    query=body_query, sort=self._SORT,
                     from_=offset, size=limit, track_total_hits=False)
                 hits = response['hits']['hits']
             else:
@@ -589,8 +610,8 @@ class ElasticsearchDriver(base.StorageDriver):
         while remaining > 0:
             size = min(remaining, _RESULT_WINDOW)
             kwargs = {'search_after': after} if after is not None else {}
-            response = self.client.search(
-                index=self._index, query=body_query, sort=self._SORT,
+            response = self._search(
+                query=body_query, sort=self._SORT,
                 size=size, source=False, track_total_hits=False,
                 filter_path='hits.hits.sort', **kwargs)
             hits = response.get('hits', {}).get('hits', [])
@@ -598,8 +619,8 @@ class ElasticsearchDriver(base.StorageDriver):
                 return []
             remaining -= len(hits)
             after = hits[-1]['sort']
-        response = self.client.search(
-            index=self._index, query=body_query, sort=self._SORT,
+        response = self._search(
+            query=body_query, sort=self._SORT,
             size=limit, search_after=after, track_total_hits=False)
         return response['hits']['hits']
 

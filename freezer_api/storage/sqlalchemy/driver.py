@@ -69,6 +69,7 @@ ANALYZE_ROWS = 1000
 _RETRY = 'retry'          # lost a race: run the change again
 _DUPLICATE = 'duplicate'  # unique violation
 _BUSY = 'busy'            # SQLite stayed locked for the whole busy timeout
+_TIMEOUT = 'timeout'      # the query ran past [database] query_timeout
 _DISCONNECT = 'disconnect'  # a pooled connection was dead
 _FAILED = 'failed'        # anything else: server down, bad schema, ...
 
@@ -77,8 +78,17 @@ _PG_RETRY = {'40001', '40P01', '55P03'}
 _PG_DUPLICATE = {'23505'}
 _MYSQL_RETRY = {1205, 1213}
 _MYSQL_DUPLICATE = {1062}
+# Statements stopped by their time limit: PostgreSQL query_canceled,
+# MariaDB max_statement_time, MySQL max_execution_time, SQLite interrupt.
+_PG_TIMEOUT = {'57014'}
+_MYSQL_TIMEOUT = {1969, 3024}
+_SQLITE_INTERRUPT = 9
 # SQLite primary result codes.
 _SQLITE_BUSY = {5, 6}
+# SQLite virtual machine steps between two looks at the clock.
+_PROGRESS_STEPS = 10000
+_QUERY_TIMEOUT = ('the query ran longer than the database allows '
+                  '([database] query_timeout)')
 # SQLite extended result codes of unique and primary key violations.
 _SQLITE_DUPLICATE = {2067, 1555}
 
@@ -106,6 +116,8 @@ def _classify(exc):
         # coarse there (a duplicate key is the generic 23000).
         if args[0] in _MYSQL_RETRY:
             return _RETRY
+        if args[0] in _MYSQL_TIMEOUT:
+            return _TIMEOUT
         if args[0] in _MYSQL_DUPLICATE:
             return _DUPLICATE
         return _FAILED
@@ -113,6 +125,8 @@ def _classify(exc):
     if sqlstate:
         if sqlstate in _PG_RETRY:
             return _RETRY
+        if sqlstate in _PG_TIMEOUT:
+            return _TIMEOUT
         if sqlstate in _PG_DUPLICATE:
             return _DUPLICATE
         return _FAILED
@@ -120,6 +134,8 @@ def _classify(exc):
     if code is not None:
         if (code & 0xff) in _SQLITE_BUSY:
             return _BUSY
+        if (code & 0xff) == _SQLITE_INTERRUPT:
+            return _TIMEOUT
         if code in _SQLITE_DUPLICATE:
             return _DUPLICATE
         return _FAILED
@@ -129,8 +145,49 @@ def _classify(exc):
 def _unavailable(what, exc):
     # NOTE: the original error may hold SQL, parameters and hosts: it goes
     # to the log only, never into the message.
+    if _classify(exc) == _TIMEOUT:
+        LOG.warning('Query stopped at its time limit while %s', what)
+        return errors.QueryTimeout(_QUERY_TIMEOUT)
     LOG.warning('Database error while %s: %s', what, exc)
     return errors.Unavailable(_UNAVAILABLE)
+
+
+def _mysql_time_limit_sql(limit_ms, mariadb):
+    if mariadb:
+        return f'SET SESSION max_statement_time = {limit_ms / 1000:.3f}'
+    # NOTE: MySQL's limit applies to read-only SELECTs only.
+    return f'SET SESSION max_execution_time = {int(limit_ms)}'
+
+
+def _set_mysql_time_limit(dbapi_conn, limit_ms, mariadb):
+    """Limit the statements of a MySQL/MariaDB session to ``limit_ms``
+    (0: no limit); return whether the server is MariaDB."""
+    cursor = dbapi_conn.cursor()
+    try:
+        if mariadb is None:
+            cursor.execute('SELECT VERSION()')
+            mariadb = 'mariadb' in str(cursor.fetchone()[0]).lower()
+        cursor.execute(_mysql_time_limit_sql(limit_ms, mariadb))
+        return mariadb
+    finally:
+        cursor.close()
+
+
+class _Deadline:
+    """When the SQLite statement under way must stop (None: never).
+
+    One per pooled SQLite connection, read by its progress handler: SQLite
+    has no statement timeout of its own.
+    """
+
+    __slots__ = ('at',)
+
+    def __init__(self):
+        self.at = None
+
+    def __call__(self):
+        at = self.at
+        return 1 if at is not None and time.monotonic() > at else 0
 
 
 def _dumps(doc):
@@ -237,6 +294,9 @@ class _Raw:
     def __init__(self, error):
         self.orig = error
 
+    def __str__(self):
+        return str(self.orig)
+
 
 def _record_of(kind, row):
     """A Record from a raw row of (id, project_id, user_id, version,
@@ -244,6 +304,40 @@ def _record_of(kind, row):
     return base.Record(kind=kind, id=row[0], project_id=row[1],
                        user_id=row[2], version=row[3], created_at=row[4],
                        doc=json.loads(row[5]))
+
+
+# The database holds job definitions and credentials references: only the
+# service's user may read it. SQLite gives -wal and -shm files the mode of
+# the database file.
+_PRIVATE_FILE = 0o600
+_SQLITE_COMPANIONS = ('', '-wal', '-shm', '-journal')
+
+
+def _private_sqlite_files(path):
+    """Create the SQLite file ``path`` 0600; make existing ones so."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                     _PRIVATE_FILE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        # NOTE: SQLite reports what it cannot open, in its own words.
+        LOG.debug('Cannot create %s: %s', path, exc)
+    else:
+        os.close(fd)
+    for suffix in _SQLITE_COMPANIONS:
+        name = path + suffix
+        try:
+            mode = os.stat(name).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+                LOG.warning('%s was readable by other users (mode %o); '
+                            'it is now %o', name, mode, mode & 0o700)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            LOG.warning('Cannot restrict the permissions of %s: %s',
+                        name, exc)
 
 
 class _WriterQueue:
@@ -283,7 +377,9 @@ class _WriterQueue:
         pid = os.getpid()
         if self._handle is None or self._pid != pid:
             self.close()
-            self._handle = open(self._path, 'a+')
+            self._handle = os.fdopen(os.open(
+                self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
+                _PRIVATE_FILE), 'a+')
             self._pid = pid
             # NOTE: closed with the queue, also when nobody calls close().
             self._closer = weakref.finalize(self, self._handle.close)
@@ -490,6 +586,10 @@ class SQLAlchemyDriver(base.StorageDriver):
         super().__init__(conf)
         db = conf.database
         self._max_retries = db.max_retries
+        self._query_timeout = db.query_timeout
+        # NOTE: server limits count in milliseconds, where 0 is no limit.
+        self._query_timeout_ms = (max(1, round(db.query_timeout * 1000))
+                                  if db.query_timeout else 0)
         url = self._url(conf)
         self._url_obj = url
         self._backend = url.get_backend_name()
@@ -503,6 +603,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         self._serial = threading.RLock() if self._memory else None
         self._writers = None
         if self._sqlite and not self._memory:
+            _private_sqlite_files(os.path.abspath(url.database))
             self._writers = _WriterQueue(
                 os.path.abspath(url.database) + '.writer',
                 db.sqlite_busy_timeout / 1000.0)
@@ -546,6 +647,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         if not raw:
             state_path = conf.state_path
             try:
+                # NOTE: only the service (and its group) may enter.
                 os.makedirs(state_path, mode=0o750, exist_ok=True)
             except OSError as exc:
                 LOG.error('Cannot create state_path %s: %s', state_path, exc)
@@ -589,10 +691,26 @@ class SQLAlchemyDriver(base.StorageDriver):
                           pool_timeout=db.pool_timeout,
                           pool_recycle=3600,
                           isolation_level='READ COMMITTED')
+            if self._backend == 'postgresql' and self._query_timeout_ms:
+                kwargs['connect_args'] = {
+                    'options': '-c statement_timeout='
+                               f'{self._query_timeout_ms}'}
         engine = sa.create_engine(url, **kwargs)
         if self._sqlite:
             self._setup_sqlite(engine, db.sqlite_busy_timeout)
+        elif self._backend in ('mysql', 'mariadb'):
+            self._setup_mysql(engine)
         return engine
+
+    def _setup_mysql(self, engine):
+        limit_ms = self._query_timeout_ms
+
+        @event.listens_for(engine, 'connect')
+        def _on_connect(dbapi_conn, record):
+            record.info['freezer_mariadb'] = _set_mysql_time_limit(
+                dbapi_conn, limit_ms, None)
+            # NOTE: the driver's transaction must not undo nor hold it.
+            dbapi_conn.commit()
 
     def _setup_sqlite(self, engine, busy_timeout):
         memory = self._memory
@@ -602,6 +720,8 @@ class SQLAlchemyDriver(base.StorageDriver):
             # NOTE: stop pysqlite from issuing BEGIN on its own, so that
             # transactions start when and how _on_begin says.
             dbapi_conn.isolation_level = None
+            deadline = record.info['freezer_deadline'] = _Deadline()
+            dbapi_conn.set_progress_handler(deadline, _PROGRESS_STEPS)
             cursor = dbapi_conn.cursor()
             try:
                 cursor.execute(f'PRAGMA busy_timeout = {int(busy_timeout)}')
@@ -652,7 +772,8 @@ class SQLAlchemyDriver(base.StorageDriver):
         for attempt in (1, 2):
             try:
                 with self._serialized(), \
-                        self._read_engine.connect() as conn:
+                        self._read_engine.connect() as conn, \
+                        self._time_limit(conn.info):
                     return work(conn)
             except sa_exc.DBAPIError as exc:
                 kind = _classify(exc)
@@ -667,6 +788,20 @@ class SQLAlchemyDriver(base.StorageDriver):
                 raise _unavailable(what, exc) from None
             except sa_exc.SQLAlchemyError as exc:
                 raise _unavailable(what, exc) from None
+
+    @contextlib.contextmanager
+    def _time_limit(self, info):
+        """Stop a SQLite read at ``query_timeout`` (server databases
+        limit every statement of their sessions themselves)."""
+        deadline = info.get('freezer_deadline') if self._sqlite else None
+        if deadline is None or not self._query_timeout:
+            yield
+            return
+        deadline.at = time.monotonic() + self._query_timeout
+        try:
+            yield
+        finally:
+            deadline.at = None
 
     # -- statements --------------------------------------------------------
 
@@ -907,14 +1042,16 @@ class SQLAlchemyDriver(base.StorageDriver):
                 # NOTE: a raw checkout lets the DB-API's own error through
                 raise _unavailable(what, exc) from None
             try:
-                return pooled.driver_connection.execute(
-                    prepared.sql, params).fetchall()
+                with self._time_limit(pooled.info):
+                    return pooled.driver_connection.execute(
+                        prepared.sql, params).fetchall()
             except dbapi_error as exc:
-                if _classify(_Raw(exc)) == _BUSY:
+                kind = _classify(_Raw(exc))
+                if kind == _BUSY:
                     LOG.warning('SQLite database stayed locked while %s',
                                 what)
                     raise errors.Unavailable(_UNAVAILABLE) from None
-                raise _unavailable(what, exc) from None
+                raise _unavailable(what, _Raw(exc)) from None
             finally:
                 pooled.close()
 
@@ -950,7 +1087,13 @@ class SQLAlchemyDriver(base.StorageDriver):
         prepared, values = self._list_statement(kind, scope, query)
         values.update(lim=limit, off=offset)
         rows = self._fetch('listing documents', prepared, values)
-        return [_record_of(kind, row) for row in rows]
+        # PERF: each row's JSON text is let go of once it is parsed: a
+        # page of large documents is not held as text and objects at once.
+        rows.reverse()
+        records = []
+        while rows:
+            records.append(_record_of(kind, rows.pop()))
+        return records
 
     def create(self, kind, doc_id, project_id, user_id, created_at, doc):
         return self._atomic(
@@ -1140,9 +1283,14 @@ class SQLAlchemyDriver(base.StorageDriver):
                     if self._write_options:
                         conn = conn.execution_options(**self._write_options)
                     locked = False
+                    limited = self._lift_time_limit(conn)
                     try:
                         with conn.begin():
                             if self._backend == 'postgresql':
+                                # NOTE: migrations may take long: no limit
+                                # until the end of this transaction.
+                                conn.exec_driver_sql(
+                                    'SET LOCAL statement_timeout = 0')
                                 conn.execute(sa.text(
                                     'SELECT pg_advisory_xact_lock(:k)'),
                                     {'k': _PG_SCHEMA_LOCK})
@@ -1162,8 +1310,31 @@ class SQLAlchemyDriver(base.StorageDriver):
                         # (such as alembic's version row).
                         if locked:
                             self._release_schema_lock(conn)
+                        if limited:
+                            self._restore_time_limit(conn)
             except sa_exc.SQLAlchemyError as exc:
                 raise _unavailable(what, exc) from None
+
+    def _lift_time_limit(self, conn):
+        """No MySQL/MariaDB statement limit on this session; True when
+        one was lifted (see _restore_time_limit)."""
+        if self._backend not in ('mysql', 'mariadb') or not (
+                self._query_timeout_ms):
+            return False
+        conn.exec_driver_sql(_mysql_time_limit_sql(
+            0, conn.info.get('freezer_mariadb')))
+        conn.commit()
+        return True
+
+    def _restore_time_limit(self, conn):
+        try:
+            conn.exec_driver_sql(_mysql_time_limit_sql(
+                self._query_timeout_ms, conn.info.get('freezer_mariadb')))
+            conn.commit()
+        except sa_exc.SQLAlchemyError as exc:
+            # NOTE: a connection that cannot be limited is not reused.
+            LOG.warning('Cannot restore the statement time limit: %s', exc)
+            conn.invalidate()
 
     @staticmethod
     def _release_schema_lock(conn):
