@@ -157,16 +157,27 @@ def _schemas():
     job_actions_stored['items']['required'].append('freezer_action')
     # Numeric metadata fields take numeric strings too; stored as numbers.
     metadata_input = copy.deepcopy(core.BACKUP_METADATA)
+    limit = core_backups.NUMBER_LIMIT
     for name in core_backups.NUMERIC_FIELDS:
+        # NOTE: the service takes more numeric strings (exponents, any
+        # whitespace) than this pattern says; these are always taken.
         metadata_input['properties'][name] = {
-            'anyOf': [{'type': ['number', 'null']},
-                      {'type': 'string', 'maxLength': 40}],
+            'anyOf': [{'type': 'number', 'minimum': -limit,
+                       'maximum': limit},
+                      {'type': 'null'},
+                      {'type': 'string', 'pattern': (
+                          r'^ *[+-]?(?:[0-9]{1,18}(?:\.[0-9]*)?|'
+                          r'\.[0-9]{1,18}) *$|^$')}],
             'description': 'A number; a numeric string is stored as the '
-                           'number it means, "" as null. Anything else, '
-                           'and numbers beyond +-(2^63-1), is a 400.'}
+                           'number it means, "" as null. A value that '
+                           'cannot mean a number, or beyond +-(2^63-1), '
+                           'is a 400.'}
     metadata_patch = _derive(metadata_input, drop_required=(
         'container', 'backup_name'))
     metadata_patch.pop('anyOf')
+    for name in ('hostname', 'host_name'):
+        metadata_patch['properties'][name] = {'type': 'string',
+                                              'minLength': 1}
     metadata_patch['description'] = (
         'Deep-merged into the stored metadata; the result must pass the '
         'rules of a new backup.')

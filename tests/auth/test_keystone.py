@@ -302,6 +302,9 @@ def test_identity_headers_never_override_the_token(keystone_api, keystone,
     backup = me.call('GET', me.v2(f'/backups/{resp.json()["backup_id"]}'))
     assert backup.json()['user_id'] == member.user_id
     assert backup.json()['project_id'] == member.project_id
+    # the name recorded is the token's (v1 shows it; v2 has no user_name)
+    assert 'user_name' not in backup.json()
+    backup = me.call('GET', f'/v1/backups/{resp.json()["backup_id"]}')
     assert backup.json()['user_name'] == member.username
     # and without a token the same headers are worth nothing
     resp = keystone_api.request('GET', f'/v2/{stranger.project_id}/jobs',

@@ -277,3 +277,79 @@ def test_endpoint_options(cli, account, keystone_api):
                     ['--os-endpoint-type', 'internal']):
         assert listed(freezer.json(*options, 'client-list'),
                       'Client ID') == ['cli_endpoints'], options
+
+
+def test_job_with_a_referenced_action(cli, account, service):
+    """job-create with a job action given by the id of an existing action
+    (as in upstream 19.0.0); the job runs that action's freezer_action."""
+    freezer = cli(account)
+    svc = service(account)
+    freezer.run('client-register', '--file', freezer.write(
+        'client.json', {'client_id': 'cli_refs', 'hostname': 'node5'}))
+    action_id = freezer.json('action-create', '--file', freezer.write(
+        'action.json', {'freezer_action': {
+            'action': 'backup', 'mode': 'fs', 'path_to_backup': '/srv',
+            'backup_name': 'srv', 'container': '/var/backups/freezer',
+            'storage': 'local'}, 'max_retries': 6}))['Action ID']
+    created = freezer.json('job-create', '--client', 'cli_refs', '--file',
+                           freezer.write('job.json', {
+                               'description': 'by reference',
+                               'job_actions': [{'action_id': action_id}],
+                               'job_schedule': {'event': 'stop'}}))
+    job = svc.get('jobs', created['Job ID'])
+    [entry] = job['job_actions']
+    assert entry['action_id'] == action_id
+    assert entry['freezer_action']['path_to_backup'] == '/srv'
+    assert entry['max_retries'] == 6
+    assert freezer.json('job-show', created['Job ID'])['Description'] == (
+        'by reference')
+    assert listed(freezer.json('action-list'), 'Action ID') == [action_id]
+
+    refused = freezer.run('job-create', '--client', 'cli_refs', '--file',
+                          freezer.write('bad-job.json', {
+                              'job_actions': [{'action_id': 'nowhere'}],
+                              'job_schedule': {}}), ok=False)
+    assert refused.returncode != 0
+    assert 'no action found with ID nowhere' in (refused.stdout
+                                                 + refused.stderr)
+    assert svc.ids('jobs') == [created['Job ID']]
+
+
+def test_shapes_the_cli_shows(cli, account, service):
+    """Session job entries with upstream's defaults, client documents with
+    their lists, and an older agent's numeric strings kept as numbers."""
+    freezer = cli(account)
+    svc = service(account)
+    freezer.run('client-register', '--file', freezer.write(
+        'client.json', {'client_id': 'cli_shapes', 'hostname': 'node6'}))
+    info = svc.get('clients', 'cli_shapes')['client']
+    assert 'exec' in info['supported_actions']
+    assert all(info[name] for name in (
+        'supported_modes', 'supported_storages', 'supported_engines'))
+    job_id = freezer.json('job-create', '--client', 'cli_shapes', '--file',
+                          freezer.write('job.json', {
+                              'job_actions': [],
+                              'job_schedule': {'event': 'stop'}}))['Job ID']
+    session_id = freezer.json('session-create', '--file', freezer.write(
+        'session.json', {'hold_off': -1, 'schedule': {}}))['Session ID']
+    freezer.run('session-add-job', '--session-id', session_id,
+                '--job-id', job_id)
+    shown = freezer.json('session-show', session_id)
+    assert shown['Hold off'] == -1
+    assert "'time_started': -1" in shown['Jobs']
+    assert "'time_ended': -1" in shown['Jobs']
+    session = svc.get('sessions', session_id)
+    assert (session['time_started'], session['time_ended']) == (-1, -1)
+
+    created = freezer.json('backup-create', '--file', freezer.write(
+        'backup.json', {'container': '/var/backups/freezer',
+                        'backup_name': 'old-agent', 'hostname': 'node6',
+                        'time_stamp': '1700000000', 'level': 2.0,
+                        'backup_size_compressed': '12.5'}))
+    assert created['Project ID'] == account.project_id
+    [stored] = svc.list('backups')
+    assert stored['status'] == 'available'
+    assert 'user_name' not in stored
+    metadata = stored['backup_metadata']
+    assert (metadata['time_stamp'], metadata['level'],
+            metadata['backup_size_compressed']) == (1700000000, 2, 12.5)

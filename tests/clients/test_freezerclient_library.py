@@ -185,6 +185,53 @@ def test_jobs(library, account, service):
     assert [j['job_id'] for j in lib.jobs.list()] == [other]
 
 
+def test_jobs_with_referenced_actions(library, account, service):
+    """jobs.create with one inline action and one given by action_id, as
+    upstream 19.0.0 accepts; the same on replace and update."""
+    lib = library(account)
+    svc = service(account)
+    register(lib)
+    action_id = lib.actions.create({
+        'freezer_action': backup_action('srv-data'), 'max_retries': 5,
+        'max_retries_interval': 11, 'mandatory': True})
+    job_id = lib.jobs.create({
+        'description': 'inline then referenced',
+        'job_actions': [{'freezer_action': backup_action('etc'),
+                         'max_retries': 2},
+                        {'action_id': action_id}],
+        'job_schedule': {'schedule_interval': '1 days', 'event': 'stop'}})
+    inline, referenced = lib.jobs.get(job_id)['job_actions']
+    assert inline['freezer_action'] == backup_action('etc')
+    assert inline['max_retries'] == 2
+    assert referenced['action_id'] == action_id
+    assert referenced['freezer_action'] == backup_action('srv-data')
+    assert (referenced['max_retries'], referenced['max_retries_interval'],
+            referenced['mandatory']) == (5, 11, True)
+    # the referenced action stays as it was, and is not duplicated
+    assert sorted(a['action_id'] for a in lib.actions.list()) == sorted(
+        [action_id, inline['action_id']])
+
+    # update and replace take references too, with retry fields of their own
+    lib.jobs.update(job_id, {'job_actions': [{'action_id': action_id,
+                                              'max_retries': 0}]})
+    [patched] = svc.get('jobs', job_id)['job_actions']
+    assert patched['action_id'] == action_id
+    assert patched['max_retries'] == 0
+    assert patched['freezer_action'] == backup_action('srv-data')
+    assert lib.jobs.create({'job_actions': [{'action_id': action_id}],
+                            'job_schedule': {}}, job_id=job_id) == job_id
+    [replaced] = svc.get('jobs', job_id)['job_actions']
+    assert replaced['max_retries'] == 5
+
+    # an id the caller cannot see: a clear 4xx, never a 500
+    with pytest.raises(ClientError) as unknown:
+        lib.jobs.create({'job_actions': [{'action_id': 'no-such-action'}],
+                         'job_schedule': {}})
+    assert unknown.value.status_code == 422
+    assert 'no action found with ID no-such-action' in str(unknown.value)
+    assert [j['job_id'] for j in lib.jobs.list()] == [job_id]
+
+
 def test_actions(library, account, service):
     lib = library(account)
     svc = service(account)
@@ -303,8 +350,28 @@ def test_backups(library, account, service):
         {'backup_name': 'lib-backup'}]})
     assert len(named) == 2
 
-    lib.backups.update(backup_id, {'status': 'available'})
-    assert svc.get('backups', backup_id)['status'] == 'available'
+    # v2 shows upstream's current shape (the API test suite compares it
+    # whole): a status, and no user_name
+    assert svc.get('backups', backup_id) == {
+        'backup_id': backup_id, 'user_id': account.user_id,
+        'project_id': account.project_id, 'status': 'available',
+        'backup_metadata': BACKUP, '_version': 1}
+    assert 'user_name' not in lib.backups.list()[0]
+
+    answer = lib.backups.update(backup_id, {'status': 'error'})
+    assert answer == {'backup_id': backup_id, 'version': 2}
+    assert svc.get('backups', backup_id)['status'] == 'error'
+    # backups.update with backup_metadata: deep-merged, checked again
+    answer = lib.backups.update(backup_id, {'backup_metadata': {
+        'level': 1, 'backup_size_compressed': '1024', 'note': 'verified'}})
+    assert answer == {'backup_id': backup_id, 'version': 3}
+    assert lib.backups.get(backup_id)['backup_metadata'] == {
+        **BACKUP, 'level': 1, 'backup_size_compressed': 1024,
+        'note': 'verified'}
+    with pytest.raises(ClientError) as refused:
+        lib.backups.update(backup_id, {'backup_metadata': {'container': ''}})
+    assert refused.value.status_code == 400
+    assert svc.get('backups', backup_id)['_version'] == 3
 
     assert lib.backups.delete(backup_id) is None
     assert lib.backups.get(backup_id) is None
@@ -324,6 +391,65 @@ def test_backups_accept_the_agent_metadata(library, account, service):
     found = lib.backups.list(search={'match': [
         {'job_id': AGENT_METADATA['job_id']}]})
     assert [b['backup_id'] for b in found] == [backup_id]
+
+
+def test_backups_from_older_agents_keep_their_numbers(
+        library, account, service):
+    """Floats and numeric strings in sizes and levels are never a reason to
+    lose a backup record; they are stored as the numbers they mean."""
+    lib = library(account)
+    backup_id = lib.backups.create({
+        **BACKUP, 'time_stamp': '1700000000', 'level': 1.0,
+        'curr_backup_level': '0', 'backup_size_uncompressed': 10.5,
+        'backup_size_compressed': '4096', 'max_level': ''})
+    stored = service(account).get('backups', backup_id)['backup_metadata']
+    assert stored == {**BACKUP, 'time_stamp': 1700000000, 'level': 1,
+                      'curr_backup_level': 0,
+                      'backup_size_uncompressed': 10.5,
+                      'backup_size_compressed': 4096, 'max_level': None}
+    after = lib.backups.list(search={'time_after': 1699999999})
+    assert [b['backup_id'] for b in after] == [backup_id]
+    with pytest.raises(ClientError) as refused:
+        lib.backups.create({**BACKUP, 'level': 'first'})
+    assert refused.value.status_code == 400
+
+
+def test_client_and_session_shapes(library, account, service):
+    """The four supported_* lists, and upstream's session defaults."""
+    lib = library(account)
+    client_id = register(lib)
+    info = lib.clients.get(client_id)['client']
+    assert info['supported_actions'] == ['backup', 'restore', 'info',
+                                         'admin', 'exec']
+    assert info['supported_modes'] == ['fs', 'mongo', 'mysql', 'sqlserver',
+                                       'cinder', 'glance', 'cindernative',
+                                       'nova']
+    assert info['supported_storages'] == ['local', 'swift', 'ssh', 's3',
+                                          'ftp', 'ftps']
+    assert info['supported_engines'] == ['tar', 'rsync', 'rsyncv2', 'nova',
+                                         'osbrick', 'glance']
+    assert lib.clients.list()[0]['client'] == info
+
+    job_id = lib.jobs.create(job_doc('database dump'))
+    session_id = lib.sessions.create({
+        'description': 'no hold-off window', 'hold_off': 0,
+        'schedule': {'schedule_interval': '3 days'}})
+    session = lib.sessions.get(session_id)
+    assert (session['time_started'], session['time_ended']) == (-1, -1)
+    assert (session['time_start'], session['time_end']) == (-1, -1)
+    assert session['hold_off'] == 0
+    lib.sessions.add_job(session_id, job_id)
+    assert lib.sessions.get(session_id)['jobs'][job_id] == {
+        'client_id': client_id, 'status': '', 'result': '',
+        'time_started': -1, 'time_ended': -1}
+    # no window: a start with the current tag opens a new run at once
+    assert lib.sessions.start_session(session_id, job_id, 0)[
+        'session_tag'] == 1
+    assert lib.sessions.start_session(session_id, job_id, 1)[
+        'session_tag'] == 2
+    # an update without changes changes nothing
+    version = service(account).get('sessions', session_id)['_version']
+    assert lib.sessions.update(session_id, {}) == version
 
 
 def test_projects_and_roles_are_enforced(library, new_account, keystone_api):
