@@ -1146,6 +1146,7 @@ class ElasticsearchDriver(base.StorageDriver):
             self.client.indices.put_settings(
                 index=self._index,
                 settings={'index': {'number_of_replicas': replicas}})
+        return True
 
     def close(self):
         client, self._client = self._client, None
