@@ -1,4 +1,4 @@
-"""PasteDeploy factories named in ``etc/freezer/freezer-paste.ini``.
+"""PasteDeploy factories named in ``freezer_api/etc/freezer-paste.ini``.
 
 They are thin adapters. PasteDeploy can only pass strings to factories, so
 the parsed configuration is handed over by ``use_conf`` (called by
