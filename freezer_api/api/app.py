@@ -23,8 +23,8 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     services = Services(storage, clock=clock, new_id=new_id, trusts=trusts)
     if enforcer is None:
         enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
-    app = falcon.App(middleware=[middleware.RequireJSON(),
-                                 middleware.CallerScope(enforcer)])
+    app = falcon.App(middleware=(middleware.RequireJSON(),
+                                 middleware.CallerScope(enforcer)))
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = True
     errors.register(app)

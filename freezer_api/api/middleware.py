@@ -1,6 +1,7 @@
 """Falcon middleware: content negotiation, caller scope and policy."""
 
 import re
+from typing import cast
 
 import falcon
 
@@ -71,7 +72,8 @@ class CallerScope:
                 raise errors.forbidden()
         req.context.identity = ctx
         req.context.enforcer = self.enforcer
-        req.context.caller = Caller(scope, Owner(scope.project_id,
+        # both branches above scope to a project
+        req.context.caller = Caller(scope, Owner(cast(str, scope.project_id),
                                                  ctx.user_id,
                                                  ctx.user_name or ''),
                                     auth_token=ctx.auth_token)

@@ -5,13 +5,15 @@ the parsed configuration is handed over by ``use_conf`` (called by
 ``freezer_api.bootstrap`` just before it loads the pipeline).
 """
 
+from typing import Any
+
 from freezer_api import storage
 from freezer_api.api import app
 from freezer_api.api import context
 from freezer_api.api import filters
 from freezer_api.identity import trusts as identity_trusts
 
-_state = {}
+_state: dict[str, Any] = {}
 
 
 def use_conf(conf):

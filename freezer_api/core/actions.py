@@ -66,7 +66,7 @@ class ActionManager(base.Manager):
         does not own, gets a new id, so nobody's document is overwritten.
         """
         owner, scope = caller.owner, caller.scope
-        kept = {}
+        kept: dict[str, dict] = {}
         for entry in job_actions:
             content = base.without(entry, ACTION_IDS)
             action_id = entry.get('action_id')

@@ -588,7 +588,8 @@ class ElasticsearchDriver(base.StorageDriver):
         remaining = offset
         while remaining > 0:
             size = min(remaining, _RESULT_WINDOW)
-            kwargs = {'search_after': after} if after is not None else {}
+            kwargs: dict = ({'search_after': after} if after is not None
+                            else {})
             response = self.client.search(
                 index=self._index, query=body_query, sort=self._SORT,
                 size=size, source=False, track_total_hits=False,

@@ -446,7 +446,9 @@ class _Transaction(base.Transaction):
                 matched = self._driver._update_document(
                     self._conn, record.kind, pk, record.version, text)
             elif self._driver._update_returning:
-                pk = self._conn.execute(stmt.returning(table.c.pk)).scalar()
+                pk = self._conn.execute(
+                    stmt.returning(table.c.pk)  # type: ignore[union-attr]
+                ).scalar()  # stmt is None only when pk was known
                 matched = pk is not None
             else:
                 matched = self._conn.execute(stmt).rowcount == 1
@@ -680,7 +682,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         postgresql = self._backend == 'postgresql'
 
         def build():
-            columns = {name: sa.bindparam(name) for name in values}
+            columns: dict = {name: sa.bindparam(name) for name in values}
             if postgresql:
                 # NOTE: a failed INSERT would abort the whole PostgreSQL
                 # transaction; ON CONFLICT keeps it usable.
@@ -808,7 +810,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         Every value of the search is a parameter: one compiled statement
         serves every search of the same shape.
         """
-        values = {'lim': None, 'off': None}
+        values: dict = {'lim': None, 'off': None}
         shape = ['list', kind, scope.project_id is not None,
                  scope.user_id is not None]
         if scope.project_id is not None:
