@@ -140,4 +140,8 @@ if ! "$uwsgi" --help 2>/dev/null | grep -e '--https ' >/dev/null; then
     echo "Rebuilding uWSGI with SSL support..."
     python -m pip install -q --no-cache-dir --force-reinstall --no-deps uWSGI
 fi
+if [ "$#" -eq 0 ]; then
+    # the whole suite: with the coverage report and its floor (pyproject.toml)
+    set -- --cov
+fi
 exec python -m pytest "$@"
