@@ -8,6 +8,10 @@
 # installs them from the distribution when they are missing. Extra arguments
 # go to pytest (e.g. tools/run-tests.sh tests/core -x).
 #
+# tools/run-tests.sh --fast is the inner loop instead: the core, the storage
+# contract and the HTTP suite on SQLite, on every core, with no server and
+# nothing installed (tests/fixtures/tiers.py leaves out what needs one).
+#
 # The deployment tests (tests/deploy) run a private Apache httpd with
 # mod_wsgi, which they build from PyPI with apxs (apache2-dev) for a Python
 # whose headers are installed (python3-dev), and uwsgi over HTTPS, which pip
@@ -17,6 +21,12 @@
 # chromium-driver; nothing is downloaded at test time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = --fast ]; then
+    shift
+    export FREEZER_TEST_API_BACKENDS=sqlite
+    exec python -m pytest --fast -n auto tests/core tests/storage tests/api "$@"
+fi
 
 have_postgres() {
     command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
@@ -141,5 +151,9 @@ uwsgi="$(dirname "$(python -c 'import sys; print(sys.executable)')")/uwsgi"
 if ! "$uwsgi" --help 2>/dev/null | grep -e '--https ' >/dev/null; then
     echo "Rebuilding uWSGI with SSL support..."
     python -m pip install -q --no-cache-dir --force-reinstall --no-deps uWSGI
+fi
+if [ "$#" -eq 0 ]; then
+    # the whole suite: with the coverage report and its floor (pyproject.toml)
+    set -- --cov
 fi
 exec python -m pytest "$@"

@@ -23,11 +23,11 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     services = Services(storage, clock=clock, new_id=new_id, trusts=trusts)
     if enforcer is None:
         enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
-    app = falcon.App(middleware=[
+    app = falcon.App(middleware=(
         middleware.DrainBody(max(middleware.DRAIN_LIMIT,
                                  2 * conf.api.max_request_body_size)),
         middleware.RequireJSON(),
-        middleware.CallerScope(enforcer)])
+        middleware.CallerScope(enforcer)))
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = True
     errors.register(app)

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from typing import cast
 
 import falcon
 
@@ -123,7 +124,9 @@ class CallerScope:
         req.context.api_version = 'v1' if url_project is None else 'v2'
         enforcer, target = self.enforcer, {'project_id': scope.project_id,
                                            'user_id': ctx.user_id}
+        # both branches above scope to a project
         req.context.caller = Caller(
-            scope, Owner(scope.project_id, ctx.user_id, ctx.user_name or ''),
+            scope, Owner(cast(str, scope.project_id), ctx.user_id,
+                         ctx.user_name or ''),
             auth_token=ctx.auth_token,
             allows=lambda name: bool(enforcer.enforce(name, target, ctx)))

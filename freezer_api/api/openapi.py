@@ -16,6 +16,7 @@ import copy
 import functools
 import json
 import sys
+from typing import Any
 
 from freezer_api.api import actions
 from freezer_api.api import backups
@@ -313,7 +314,7 @@ _ERRORS = {
     503: ('ServiceUnavailable', 'The store is unreachable.'),
 }
 
-_ERROR_HEADERS = {
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
     # NOTE: keystonemiddleware adds it in a Keystone deployment.
     401: {'WWW-Authenticate': {'schema': _string}},
     405: {'Allow': {'required': True, 'schema': _string}},

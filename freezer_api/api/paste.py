@@ -1,9 +1,11 @@
-"""PasteDeploy factories named in ``etc/freezer/freezer-paste.ini``.
+"""PasteDeploy factories named in ``freezer_api/etc/freezer-paste.ini``.
 
 They are thin adapters. PasteDeploy can only pass strings to factories, so
 the parsed configuration is handed over by ``use_conf`` (called by
 ``freezer_api.bootstrap`` just before it loads the pipeline).
 """
+
+from typing import Any
 
 from freezer_api import storage
 from freezer_api.api import app
@@ -11,7 +13,7 @@ from freezer_api.api import context
 from freezer_api.api import filters
 from freezer_api.identity import trusts as identity_trusts
 
-_state = {}
+_state: dict[str, Any] = {}
 
 
 def use_conf(conf):

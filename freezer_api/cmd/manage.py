@@ -91,12 +91,6 @@ def _kinds(options):
     return [options.mapping]
 
 
-def _describe(driver, kinds):
-    if kinds is None:
-        return driver.describe_schema()
-    return driver.describe_schema(kinds=kinds)
-
-
 def _sync(driver, options, out, assume_yes):
     kinds = _kinds(options)
     erased = False
@@ -104,15 +98,11 @@ def _sync(driver, options, out, assume_yes):
         confirm('Erase every freezer document and table?', assume_yes)
         driver.drop_schema()
         erased = True
-    exists = getattr(driver, 'schema_exists', None)
-    if not erased and exists is not None and exists():
+    if not erased and driver.schema_exists():
         what = (f'the {options.mapping} mapping' if kinds
                 else 'the mappings')
         confirm(f'The index exists: update {what}?', assume_yes)
-    if kinds is None:
-        driver.upgrade_schema()
-    else:
-        driver.upgrade_schema(kinds=kinds)
+    driver.upgrade_schema(kinds=kinds)
     print('The store is up to date.', file=out)
 
 
@@ -122,24 +112,22 @@ def run(action, driver, options, out):
     elif action == 'update':
         _sync(driver, options, out, True)
     elif action == 'remove':
-        exists = getattr(driver, 'schema_exists', None)
-        if exists is not None and not exists():
+        # None: the driver does not tell, so ask as if it existed
+        if driver.schema_exists() is False:
             print('Nothing to remove: the index does not exist.', file=out)
             return
         confirm('Remove every freezer document and table?', options.yes)
         driver.drop_schema()
         print('The store was removed.', file=out)
     elif action == 'show':
-        description = _describe(driver, _kinds(options))
+        description = driver.describe_schema(kinds=_kinds(options))
         print(json.dumps(description, indent=2, sort_keys=True), file=out)
     elif action == 'update-settings':
-        update = getattr(driver, 'update_settings', None)
-        if update is None:
+        if driver.update_settings():
+            print('Settings updated.', file=out)
+        else:
             print(f'update-settings: nothing to do for the '
                   f'{options.driver_name} driver.', file=out)
-        else:
-            update()
-            print('Settings updated.', file=out)
 
 
 def main(argv=None, out=sys.stdout):

@@ -4,7 +4,7 @@ from freezer_api import conf as conf_pkg
 
 
 def list_opts():
-    groups = {}
+    groups: dict[str, list] = {}
     for module in conf_pkg.CONF_MODULES:
         for group, opts in module.list_opts().items():
             groups.setdefault(group, []).extend(opts)

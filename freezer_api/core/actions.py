@@ -102,7 +102,7 @@ class ActionManager(base.Manager):
         action they name, which exists already: they keep its id.
         """
         owner, scope = caller.owner, caller.scope
-        kept = {}
+        kept: dict[str, dict] = {}
         for index, entry in enumerate(job_actions):
             content = base.without(entry, ACTION_IDS)
             action_id = entry.get('action_id')

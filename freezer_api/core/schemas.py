@@ -6,6 +6,7 @@ are typed, ``hold_off`` and session state are checked, ids are anchored.
 
 import functools
 import re
+from typing import Any
 
 import fastjsonschema
 import jsonschema
@@ -129,7 +130,7 @@ JOB_PROPERTIES = {
                          'properties': {'trust_id': _str}},
 }
 
-JOB = {
+JOB: dict[str, Any] = {
     'type': 'object',
     'additionalProperties': False,
     'required': ['client_id', 'job_actions', 'job_schedule'],
@@ -202,7 +203,7 @@ CLIENT_EDITABLE = {
     **_supported,
 }
 
-CLIENT = {
+CLIENT: dict[str, Any] = {
     'type': 'object',
     'required': ['client_id'],
     'properties': {
@@ -227,7 +228,7 @@ def _nullable(kind):
 
 _nonempty = {'type': 'string', 'minLength': 1}
 
-BACKUP_METADATA = {
+BACKUP_METADATA: dict[str, Any] = {
     'type': 'object',
     'required': ['container', 'backup_name'],
     'anyOf': [{'required': ['hostname'],

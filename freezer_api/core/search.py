@@ -109,7 +109,9 @@ def parse(search, kind: str) -> Query:
     if unknown:
         raise InvalidInput(f'Unknown search keys: {", ".join(unknown)}')
 
-    match, text, match_not = [], [], []
+    match: list[Term] = []
+    match_not: list[Term] = []
+    text: list[str] = []
     for field, value in _entries(search.get('match', []), 'match'):
         if field == '_all':
             if not isinstance(value, str):

@@ -8,6 +8,7 @@ starting the same run can never both bump the tag (spec D8).
 import copy
 import datetime
 import re
+from collections.abc import Callable
 
 from freezer_api.core import base
 from freezer_api.core import jobs as jobs_rules
@@ -265,7 +266,7 @@ class SessionManager(base.Manager):
     def action(self, caller, session_id, body) -> dict:
         """Run a start or end request; return the response document."""
         action, job_id, tag, params = parse_action(body)
-        rule = start if action == 'start' else end
+        rule: Callable[..., tuple] = start if action == 'start' else end
         args = (tag,) if action == 'start' else (tag, params.get('result'))
 
         def write(txn):

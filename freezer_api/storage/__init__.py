@@ -1,5 +1,7 @@
 """Storage drivers and the interface they share."""
 
+from typing import cast
+
 from stevedore import driver as stevedore_driver
 
 from freezer_api.storage.base import KINDS
@@ -27,10 +29,12 @@ def load_driver(conf, prepare=True) -> StorageDriver:
     With ``prepare``, an embedded store (the default SQLite file) gets its
     schema created or upgraded, so a fresh install works at once.
     """
-    manager = stevedore_driver.DriverManager(
-        DRIVER_NAMESPACE, conf.storage.driver, invoke_on_load=True,
-        invoke_args=(conf,))
-    driver = manager.driver
+    manager: stevedore_driver.DriverManager[StorageDriver] = (
+        stevedore_driver.DriverManager(
+            DRIVER_NAMESPACE, conf.storage.driver, invoke_on_load=True,
+            invoke_args=(conf,)))
+    # invoke_on_load: .driver is the driver, not its factory
+    driver = cast(StorageDriver, manager.driver)
     if prepare and driver.embedded:
         driver.upgrade_schema()
     return driver

@@ -27,6 +27,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from freezer_api.storage import errors
@@ -165,19 +166,48 @@ class StorageDriver(abc.ABC):
         :raises Unavailable: it does not.
         """
 
-    # Schema management, used by freezer-manage and first start.
+    # Schema management: what freezer-manage and the first start call. Every
+    # operation is declared here, with a default where it may not apply to
+    # an engine, so callers never probe a driver for a method.
 
     @abc.abstractmethod
-    def upgrade_schema(self) -> None:
-        """Create or migrate tables, indexes or mappings to this release."""
+    def upgrade_schema(self, kinds: Sequence[str] | None = None) -> None:
+        """Create or migrate tables, indexes or mappings to this release.
+
+        ``kinds`` (default: all) names the kinds whose mappings to update,
+        for an engine that keeps one per kind (Elasticsearch); an engine
+        whose schema migrates as a whole (SQL) upgrades all of it anyway.
+        """
 
     @abc.abstractmethod
     def drop_schema(self) -> None:
         """Remove everything this driver created, data included."""
 
     @abc.abstractmethod
-    def describe_schema(self) -> dict:
-        """Return a JSON-able description of what exists in the store."""
+    def describe_schema(self, kinds: Sequence[str] | None = None) -> dict:
+        """Return a JSON-able description of what exists in the store.
+
+        ``kinds`` narrows the description to those kinds where the engine
+        describes each kind apart (Elasticsearch mappings); others describe
+        the whole schema.
+        """
+
+    def schema_exists(self) -> bool | None:
+        """Tell whether the store already holds this driver's schema.
+
+        None (the default) means the driver does not tell: freezer-manage
+        then upgrades without asking (migrations keep the data) and asks
+        before removing. A driver answering True or False makes it ask
+        before updating an existing schema and say there is nothing to
+        remove when there is none.
+        """
+        return None
+
+    def update_settings(self) -> bool:
+        """Apply the configured settings of an existing store (those that
+        can change after creation) and return True; return False when the
+        engine has no such settings (the default)."""
+        return False
 
     @property
     def embedded(self) -> bool:

@@ -309,3 +309,25 @@ def test_agent_metadata_with_unicode_and_large_values(api):
                                note='x' * 10000)
     backup_id = helpers.create(api, 'backups', body)
     assert api.doc('backups', backup_id)['backup_metadata'] == body
+
+
+# -- regressions found while documenting the API (OpenAPI review); moved
+# as they were from tests/api/test_review_fixes.py -------------------------
+
+
+def test_agent_metadata_with_empty_strings_for_unset_options(client):
+    # freezer-agent 19.0.0 posts "max_level": "" when no max level is set
+    api = helpers.Api(client, 'v2')
+    resp = api.post('backups', json={
+        'container': '/tmp/store', 'backup_name': 'b', 'hostname': 'h',
+        'max_level': '', 'always_level': '', 'encrypted': '',
+        'mode': '', 'level': 0})
+    assert resp.status_code == 201, resp.text
+    meta = api.doc('backups', resp.json['backup_id'])['backup_metadata']
+    assert meta['max_level'] is None and meta['encrypted'] is None
+    assert meta['always_level'] == '' and meta['mode'] == ''
+    assert meta['level'] == 0
+    # a wrong type is still refused
+    assert_error(api.post('backups', json={
+        'container': 'c', 'backup_name': 'b', 'hostname': 'h',
+        'max_level': 'five'}), 400)

@@ -54,7 +54,9 @@ def test_a_well_formed_inbound_id_becomes_the_global_request_id():
 
 @pytest.mark.parametrize('inbound', ['req-1', 'x' * 5000,
                                      f'req-{uuid.uuid4()}\n',
-                                     f'REQ-{uuid.uuid4()}'])
+                                     f'REQ-{uuid.uuid4()}'],
+                         # stable names: pytest-xdist compares collections
+                         ids=['short', 'long', 'newline', 'upper-case'])
 def test_a_malformed_inbound_id_is_ignored(inbound):
     seen, _ = _run(filters.RequestId, {'HTTP_X_OPENSTACK_REQUEST_ID': inbound})
     assert 'openstack.global_request_id' not in seen

@@ -149,3 +149,22 @@ def test_missing_accept_is_served(api):
     resp = api.client.simulate_get(api.path('jobs'), headers=headers)
     assert resp.status_code == 200
     assert resp.json == {'jobs': []}
+
+
+# -- regressions found while documenting the API (OpenAPI review); moved
+# as they were from tests/api/test_review_fixes.py -------------------------
+
+
+def test_home_documents_and_health_answer_their_own_media_types(client):
+    resp = client.simulate_get('/v2', headers={
+        'Accept': 'application/json-home', 'X-Project-Id': 'proj-a'})
+    assert resp.status_code == 200
+    assert resp.headers['content-type'].startswith('application/json-home')
+    resp = client.simulate_get('/healthcheck',
+                               headers={'Accept': 'text/plain'})
+    assert resp.status_code == 200 and resp.text == 'OK'
+    # what a resource does not serve is still refused
+    helpers.assert_error(client.simulate_get('/v2/proj-a/jobs', headers={
+        'Accept': 'text/plain', 'X-Project-Id': 'proj-a'}), 406)
+    helpers.assert_error(client.simulate_get(
+        '/healthcheck', headers={'Accept': 'image/png'}), 406)

@@ -495,3 +495,32 @@ def test_job_of_deleted_session_is_not_a_member(api, member, client_id):
     resp = api.post('sessions', session_id, 'action', json={
         'start': {'job_id': job_id, 'current_tag': 0}})
     assert_error(resp, 404)
+
+
+# -- regressions found while documenting the API (OpenAPI review); moved
+# as they were from tests/api/test_review_fixes.py -------------------------
+
+
+def test_an_unknown_session_action_allows_post_only(client):
+    api = helpers.Api(client, 'v2')
+    resp = api.post('sessions', json={'schedule': {}})
+    assert resp.status_code == 201
+    resp = api.post('sessions', resp.json['session_id'], 'action',
+                    json={'stop': {'job_id': 'x', 'current_tag': 0}})
+    assert_error(resp, 405)
+    assert resp.headers['Allow'] == 'POST'
+
+
+def test_whole_numbers_are_integers_however_they_are_written(client):
+    api = helpers.Api(client, 'v2')
+    resp = api.post('sessions', json={'schedule': {}, 'session_tag': 2.0,
+                                      'hold_off': 3e1})
+    assert resp.status_code == 201, resp.text
+    session = api.doc('sessions', resp.json['session_id'])
+    assert session['session_tag'] == 2 and isinstance(
+        session['session_tag'], int)
+    assert session['hold_off'] == 30 and isinstance(session['hold_off'],
+                                                    int)
+    # a real fraction is still refused where an integer is required
+    assert_error(api.post('sessions', json={'schedule': {},
+                                            'session_tag': 2.5}), 400)

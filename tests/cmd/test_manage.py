@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from freezer_api.cmd import manage
+from freezer_api.storage import base
 from tests.fixtures import servers
 
 TABLES = {'backups', 'clients', 'jobs', 'actions', 'sessions'}
@@ -86,6 +87,38 @@ def test_failure_exits_non_zero_without_a_traceback(tmp_path, monkeypatch,
     assert run('--config-file', str(conf), 'db', 'sync')[0] == 1
     err = capsys.readouterr().err
     assert 'failed' in err and 'Traceback' not in err
+
+
+class Recording:
+    """A driver seen through a proxy that notes every name asked of it."""
+
+    def __init__(self, driver, used):
+        self._driver = driver
+        self._used = used
+
+    def __getattr__(self, name):
+        self._used.add(name)
+        return getattr(self._driver, name)
+
+
+def test_manage_uses_only_what_the_driver_interface_declares(
+        tmp_path, monkeypatch):
+    # A method freezer-manage probes for (getattr with a default) but the
+    # interface does not declare shows up here as a name outside it.
+    monkeypatch.setenv('HOME', str(tmp_path))
+    config = str(servers.write_config(tmp_path / 'c.conf',
+                                      f'sqlite:///{tmp_path}/c.sqlite'))
+    load_driver = manage.storage.load_driver
+    used = set()
+    monkeypatch.setattr(manage.storage, 'load_driver',
+                        lambda *a, **kw: Recording(load_driver(*a, **kw),
+                                                   used))
+    for action in ('sync', 'update', 'show', 'update-settings', 'remove'):
+        assert run('-y', '--config-file', config, 'db', action)[0] == 0
+    assert run('-y', '-e', '--config-file', config, 'db', 'sync')[0] == 0
+    declared = {name for name in dir(base.StorageDriver)
+                if not name.startswith('_')}
+    assert used and used <= declared, used - declared
 
 
 @pytest.mark.parametrize('argv', [[], ['db'], ['db', 'explode'],

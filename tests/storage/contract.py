@@ -932,6 +932,19 @@ class StorageContract:
         described = driver.describe_schema()
         assert json.loads(json.dumps(described)) == described
 
+    def test_what_freezer_manage_calls(self, driver):
+        # -m KIND narrows an engine that keeps a schema per kind; one whose
+        # schema is a whole takes it as the whole
+        record = add(driver, 'jobs')
+        driver.upgrade_schema(kinds=['jobs'])
+        described = driver.describe_schema(kinds=['jobs'])
+        assert json.loads(json.dumps(described)) == described
+        assert driver.get('jobs', record.id, ALL) == record
+        assert driver.schema_exists() in (True, None)
+        assert driver.update_settings() in (True, False)
+        driver.drop_schema()
+        assert driver.schema_exists() in (False, None)
+
 
 class QueryTimeoutContract:
     """A search that runs past ``query_timeout`` is stopped by the store

@@ -609,7 +609,8 @@ class ElasticsearchDriver(base.StorageDriver):
         remaining = offset
         while remaining > 0:
             size = min(remaining, _RESULT_WINDOW)
-            kwargs = {'search_after': after} if after is not None else {}
+            kwargs: dict = ({'search_after': after} if after is not None
+                            else {})
             response = self._search(
                 query=body_query, sort=self._SORT,
                 size=size, source=False, track_total_hits=False,
@@ -1167,6 +1168,7 @@ class ElasticsearchDriver(base.StorageDriver):
             self.client.indices.put_settings(
                 index=self._index,
                 settings={'index': {'number_of_replicas': replicas}})
+        return True
 
     def close(self):
         client, self._client = self._client, None

@@ -542,7 +542,9 @@ class _Transaction(base.Transaction):
                 matched = self._driver._update_document(
                     self._conn, record.kind, pk, record.version, text)
             elif self._driver._update_returning:
-                pk = self._conn.execute(stmt.returning(table.c.pk)).scalar()
+                pk = self._conn.execute(
+                    stmt.returning(table.c.pk)  # type: ignore[union-attr]
+                ).scalar()  # stmt is None only when pk was known
                 matched = pk is not None
             else:
                 matched = self._conn.execute(stmt).rowcount == 1
@@ -815,7 +817,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         postgresql = self._backend == 'postgresql'
 
         def build():
-            columns = {name: sa.bindparam(name) for name in values}
+            columns: dict = {name: sa.bindparam(name) for name in values}
             if postgresql:
                 # NOTE: a failed INSERT would abort the whole PostgreSQL
                 # transaction; ON CONFLICT keeps it usable.
@@ -943,7 +945,7 @@ class SQLAlchemyDriver(base.StorageDriver):
         Every value of the search is a parameter: one compiled statement
         serves every search of the same shape.
         """
-        values = {'lim': None, 'off': None}
+        values: dict = {'lim': None, 'off': None}
         shape = ['list', kind, scope.project_id is not None,
                  scope.user_id is not None]
         if scope.project_id is not None:
@@ -1346,7 +1348,7 @@ class SQLAlchemyDriver(base.StorageDriver):
             # A lost connection has lost its locks with it.
             LOG.warning('Error while releasing the schema lock: %s', exc)
 
-    def upgrade_schema(self):
+    def upgrade_schema(self, kinds=None):  # tables migrate as one
         from alembic import command
         from alembic import config as alembic_config
 
@@ -1367,7 +1369,7 @@ class SQLAlchemyDriver(base.StorageDriver):
             models.metadata.drop_all(conn, checkfirst=True)
             version.drop(conn, checkfirst=True)
 
-    def describe_schema(self):
+    def describe_schema(self, kinds=None):  # tables describe as one
         ours = set(models.metadata.tables)
 
         def describe(conn):

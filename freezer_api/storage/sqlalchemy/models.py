@@ -30,8 +30,8 @@ OWNER_LENGTH = 128
 # replaced by a digest of fixed size so that equality stays exact.
 INDEX_LENGTH = 200
 
-TABLE_ARGS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
-              'mariadb_engine': 'InnoDB', 'mariadb_charset': 'utf8mb4'}
+TABLE_ARGS: dict = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
+                    'mariadb_engine': 'InnoDB', 'mariadb_charset': 'utf8mb4'}
 
 
 def exact_string(length):
@@ -204,7 +204,7 @@ def term_rows(doc_pk, doc):
     """
     rows = []
     seen = set()
-    forms = {}
+    forms: dict = {}
     # (path, key, node); lists keep the path and key of their parent
     stack = [('', '', doc)]
     while stack:

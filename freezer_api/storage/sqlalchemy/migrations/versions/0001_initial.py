@@ -21,8 +21,8 @@ ID_LENGTH = 255
 OWNER_LENGTH = 128
 INDEX_LENGTH = 200
 
-TABLE_ARGS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
-              'mariadb_engine': 'InnoDB', 'mariadb_charset': 'utf8mb4'}
+TABLE_ARGS: dict = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
+                    'mariadb_engine': 'InnoDB', 'mariadb_charset': 'utf8mb4'}
 
 
 def _exact(length):
