@@ -32,7 +32,6 @@ from tests.fixtures import venvs
 
 PINS = {'horizon': '27.0.0', 'freezer-web-ui': '19.0.0',
         'python-freezerclient': '6.5.0'}
-PIP_TIMEOUT = 1800
 
 # NOTE: file sessions and a local-memory cache: no memcached to run; one
 # uwsgi worker process, so the cache is never split. DEBUG off as in
@@ -139,19 +138,9 @@ class HorizonVenv:
 
     def build(self):
         what = f'cannot build the dashboard virtualenv {self.path}'
-        # NOTE: pip keeps the user's HOME (its cache) and proxy settings.
-        env = {key: value for key, value in os.environ.items()
-               if key not in ('VIRTUAL_ENV', 'PYTHONHOME', 'PYTHONPATH',
-                              'PIP_REQUIRE_VIRTUALENV')}
         # made with this run's interpreter: the test environment's uwsgi
         # hosts it (--virtualenv)
-        venvs.run([sys.executable, '-m', 'venv', self.path], what,
-                  timeout=PIP_TIMEOUT, env=env)
-        venvs.run([self.python, '-m', 'pip', 'install', '--quiet',
-                   '--disable-pip-version-check',
-                   *[f'{name}=={version}' for name, version in
-                     sorted(PINS.items())]], what, timeout=PIP_TIMEOUT,
-                  env=env)
+        venvs.install_pins(self.path, PINS, what)
         dashboard = self.dashboard_dir
         if not dashboard:
             pytest.fail(f'{what}: openstack_dashboard does not import',
