@@ -1,4 +1,5 @@
-"""/jobs: what each scheduler runs, and /jobs/{id}/event."""
+"""/jobs: what each scheduler runs, /jobs/{id}/event and
+/jobs/{id}/schedule."""
 
 import dataclasses
 
@@ -39,3 +40,15 @@ class JobEvent(resource.Resource):
                                           self.body(req))
         resp.status = falcon.HTTP_202
         resp.media = {'result': result}
+
+
+class JobSchedule(resource.Resource):
+    """``GET``: the job's next run times as freezer-scheduler computes
+    them, in UTC and in the job's time zone (core/schedule.py)."""
+
+    policies = {'GET': 'jobs:schedule:get'}
+
+    def on_get(self, req, resp, job_id):
+        count = request.count_param(req)
+        resp.media = self.services.jobs.next_runs(req.context.caller, job_id,
+                                                  count)
