@@ -28,6 +28,7 @@ from freezer_api.api.resource import Resource
 from freezer_api.core import backups as core_backups
 from freezer_api.core import base as core_base
 from freezer_api.core import jobs as core_jobs
+from freezer_api.core import schedule as core_schedule
 from freezer_api.core import schemas as core
 from freezer_api.core import search as core_search
 from freezer_api.core import sessions as core_sessions
@@ -132,6 +133,9 @@ def _search(with_time):
         properties.update(time_after=epoch, time_before=epoch)
     return {'type': ['object', 'null'], 'additionalProperties': False,
             'properties': properties}
+
+
+_UTC_TIME = r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{6})?Z$'
 
 
 def _schemas():
@@ -286,6 +290,45 @@ def _schemas():
         'EventResult': _object(['result'], {'result': {'enum': [
             'success'] + [f'{event} already requested'
                           for event in core_jobs.EVENTS]}}),
+        'JobSchedule': _object(
+            ['job_id', 'timezone', 'timezone_source', 'trigger',
+             'next_run', 'runs'], {
+                'job_id': _string,
+                'timezone': {'type': 'string', 'description':
+                             'The IANA zone the schedule is read in.'},
+                'timezone_source': {'enum': ['job', 'default']},
+                'trigger': {
+                    'type': 'object', 'required': ['kind'],
+                    'description': 'The APScheduler trigger '
+                                   'freezer-scheduler makes of the job.',
+                    'properties': {
+                        'kind': {'enum': ['date', 'interval', 'cron']},
+                        'run_date': _string,
+                        'seconds': {'type': 'integer', 'minimum': 1},
+                        'continuous': {'type': 'boolean'},
+                        'fields': {'type': 'object',
+                                   'additionalProperties': _string},
+                        'start_date': _string,
+                        'end_date': _string}},
+                'next_run': {'type': ['string', 'null'],
+                             'pattern': _UTC_TIME},
+                'runs': {'type': 'array', 'maxItems': 100,
+                         'items': _object(
+                             ['utc', 'local', 'utc_offset', 'dst'], {
+                                 'utc': {'type': 'string',
+                                         'pattern': _UTC_TIME},
+                                 'local': _string,
+                                 'utc_offset': {
+                                     'type': 'string',
+                                     'pattern': r'^[+-]\d{2}:\d{2}$'},
+                                 'dst': {
+                                     'enum': [None, 'gap', 'overlap'],
+                                     'description':
+                                         'gap: the local time asked for '
+                                         'does not exist (the run happens '
+                                         'at the instant given); overlap: '
+                                         'the local time happens twice.'}})},
+            }),
         'SessionActionResult': _object(['result', 'session_tag'], {
             'result': {'enum': ['success', 'hold-off', 'out-of-sync']},
             'session_tag': {'type': 'integer', 'minimum': 0}}),
@@ -360,6 +403,12 @@ def _parameters():
                            'when the policy jobs:get_all_projects allows '
                            'it, else 403. Also accepts 1/0, yes/no, on/off.',
             'schema': {'type': 'boolean', 'default': False}},
+        'count': {
+            'name': 'count', 'in': 'query', 'required': False,
+            'description': 'How many run times to list.',
+            'schema': {'type': 'integer', 'minimum': 1,
+                       'maximum': core_schedule.MAX_COUNT,
+                       'default': core_schedule.DEFAULT_COUNT}},
         'If-Match': {
             'name': 'If-Match', 'in': 'header', 'required': False,
             'description': 'Write only if the stored version is this one '
@@ -602,6 +651,16 @@ def _noun_paths(version, prefix, noun):
                 errors=writes | {400, 404, 413},
                 policy=jobs.JobEvent.policies['POST'],
                 body=_body('JobEvent', 'The event.'))}
+        paths[f'{base}/{{job_id}}/schedule'] = {
+            'parameters': path_params + [_param('job_id')],
+            'get': op(
+                f'{version}ShowJobSchedule',
+                summary='The next run times of a job, as freezer-scheduler '
+                        'computes them, in UTC and in the job\'s time zone',
+                responses={'200': _json(_ref('JobSchedule'),
+                                        'The trigger and the next runs.')},
+                errors=common | {400, 404, 422}, params=['count'],
+                policy=jobs.JobSchedule.policies['GET'])}
     if noun == 'sessions':
         paths[f'{base}/{{session_id}}/action'] = {
             'parameters': path_params + [_param('session_id')],
