@@ -203,12 +203,15 @@ def next_runs(schedule: dict, tz, armed_at, now, count=DEFAULT_COUNT):
     runs, previous = [], None
     moment = trig.get_next_fire_time(None, now)
     while moment is not None and len(runs) < count:
-        if moment >= now:
+        if moment.astimezone(UTC) >= now:
             runs.append(_run(moment, tz, wall_flag))
         previous = moment
         moment = trig.get_next_fire_time(previous, previous)
-        if moment is not None and moment <= previous:
-            break  # a date trigger fires once
+        # NOTE: compared in UTC: datetimes of one zone compare by wall
+        # clock, so the two runs of an overlap would look equal.
+        if moment is not None and (moment.astimezone(UTC)
+                                   <= previous.astimezone(UTC)):
+            break  # a trigger that does not move on would loop
     return runs
 
 
