@@ -16,6 +16,7 @@ import copy
 import functools
 import json
 import sys
+import zoneinfo
 
 from freezer_api.api import actions
 from freezer_api.api import backups
@@ -138,8 +139,34 @@ def _search(with_time):
 _UTC_TIME = r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{6})?Z$'
 
 
+def _with_zone_names(value):
+    """Give every ``schedule_timezone`` the zones this host knows: the
+    core checks a name against the time zone database, which no pattern
+    can say."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == 'properties' and isinstance(item, dict) and (
+                    core_schedule.TIMEZONE_FIELD in item):
+                item[core_schedule.TIMEZONE_FIELD] = _ref('TimeZone')
+            _with_zone_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            _with_zone_names(item)
+    return value
+
+
 def _schemas():
     """``components.schemas``: request bodies and documents."""
+    schemas = _with_zone_names(_core_schemas())
+    schemas['TimeZone'] = {
+        'type': 'string', 'enum': sorted(zoneinfo.available_timezones()),
+        'description': 'An IANA time zone: the local zone of the hosts '
+                       'that run the job (default: the option '
+                       'default_schedule_timezone).'}
+    return schemas
+
+
+def _core_schemas():
     server = core_base.SERVER_FIELDS
     job_actions_stored = copy.deepcopy(core.JOB['properties']['job_actions'])
     job_actions_stored['items']['required'] = (

@@ -228,7 +228,12 @@ def job_schedule(doc: dict, default_tz: zoneinfo.ZoneInfo, now: float,
     count = check_count(count)
     schedule = doc.get('job_schedule') or {}
     if schedule.get(TIMEZONE_FIELD):
-        tz, source = time_zone(schedule[TIMEZONE_FIELD]), 'job'
+        try:
+            tz, source = time_zone(schedule[TIMEZONE_FIELD]), 'job'
+        except InvalidInput as exc:
+            # NOTE: stored before this rule, or a zone the time zone
+            # database of this host no longer has
+            raise Unprocessable(exc.message)
     else:
         tz, source = default_tz, 'default'
     created = schedule.get('time_created')

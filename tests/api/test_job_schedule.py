@@ -161,3 +161,28 @@ def test_unknown_configured_zone_stops_the_start(tmp_path, storage, clock):
     conf = conftest.make_conf(tmp_path, default_schedule_timezone='Nowhere')
     with pytest.raises(ValueError, match='default_schedule_timezone'):
         app_module.create_app(conf, storage, clock=clock)
+
+
+def test_sessions_check_the_zone_they_give_their_jobs(api):
+    # a session's schedule is merged into each member job's
+    resp = api.post('sessions', json=helpers.session_body(
+        schedule={'schedule_interval': '1 days',
+                  'schedule_timezone': 'Moon/Crater'}))
+    assert_error(resp, 400)
+    assert 'Moon/Crater' in resp.json['description']
+    assert api.list('sessions') == []
+    session_id = helpers.create(api, 'sessions', helpers.session_body(
+        schedule={'schedule_interval': '1 days',
+                  'schedule_timezone': 'America/New_York'}))
+    before = api.doc('sessions', session_id)
+    assert_error(api.patch('sessions', session_id, json={
+        'schedule': {'schedule_timezone': 'Moon/Crater'}}), 400)
+    assert_error(api.post('sessions', session_id, json=helpers.session_body(
+        schedule={'schedule_timezone': 'Moon/Crater'})), 400)
+    assert api.doc('sessions', session_id) == before
+    job_id = make_job(api, schedule_interval='1 hours')
+    resp = api.put('sessions', session_id, 'jobs', job_id)
+    assert resp.status_code == 204, resp.text
+    answer = api.get('jobs', job_id, 'schedule', query='count=1').json
+    assert answer['timezone'] == 'America/New_York'
+    assert answer['trigger']['seconds'] == 86400

@@ -237,3 +237,10 @@ def test_bad_counts(count):
 def test_schedules_the_scheduler_cannot_read(job_schedule):
     with pytest.raises(Unprocessable, match='freezer-scheduler cannot'):
         runs(job_schedule, 'UTC', '2026-01-01T00:00:00Z')
+
+
+def test_a_stored_zone_this_host_does_not_know():
+    doc = {'job_id': 'j1', 'job_schedule': {'schedule_timezone': 'Old/Zone',
+                                            'schedule_interval': '1 days'}}
+    with pytest.raises(Unprocessable, match='Old/Zone'):
+        schedule.job_schedule(doc, schedule.time_zone('UTC'), 0)
