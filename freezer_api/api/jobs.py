@@ -7,6 +7,7 @@ import falcon
 
 from freezer_api.api import request
 from freezer_api.api import resource
+from freezer_api.core import schedule as run_times
 from freezer_api.storage.base import Scope
 
 
@@ -49,6 +50,6 @@ class JobSchedule(resource.Resource):
     policies = {'GET': 'jobs:schedule:get'}
 
     def on_get(self, req, resp, job_id):
-        count = request.count_param(req)
+        count = request.count_param(req, run_times.DEFAULT_COUNT)
         resp.media = self.services.jobs.next_runs(req.context.caller, job_id,
                                                   count)

@@ -135,7 +135,7 @@ def _int_param(req, name, default):
         raise InvalidInput(f'{name} must be an integer')
 
 
-def count_param(req, default=10):
+def count_param(req, default):
     """``?count=``: how many items an answer lists (checked by the core)."""
     return _int_param(req, 'count', default)
 
