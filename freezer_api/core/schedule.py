@@ -86,8 +86,14 @@ class Run:
                 + (f'.{utc.microsecond:06d}' if utc.microsecond else '')
                 + 'Z',
                 'local': local.isoformat(),
-                'utc_offset': local.isoformat()[-6:],
+                'utc_offset': _offset(local.utcoffset()),
                 'dst': self.dst}
+
+
+def _offset(delta: datetime.timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    sign = '-' if minutes < 0 else '+'
+    return f'{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}'
 
 
 def _wall_clock_flag(wall: datetime.datetime, tz) -> str | None:

@@ -1,6 +1,7 @@
 """GET /jobs/{id}/schedule and job_schedule.schedule_timezone (issue 15,
 point 1), in both versions."""
 
+import falcon.testing
 import pytest
 
 from freezer_api.api import app as app_module
@@ -147,7 +148,6 @@ def test_configured_default_zone(tmp_path, storage, clock, policy_enforcer):
     conf = conftest.make_conf(tmp_path, default_schedule_timezone='Asia/Tokyo')
     app = context.NoAuthMiddleware(app_module.create_app(
         conf, storage, enforcer=policy_enforcer, clock=clock), conf)
-    import falcon.testing
     api = helpers.Api(falcon.testing.TestClient(app), 'v2')
     job_id = make_job(api, schedule_hour='9', schedule_minute='0')
     answer = api.get('jobs', job_id, 'schedule', query='count=1').json

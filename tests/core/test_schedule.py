@@ -244,3 +244,15 @@ def test_a_stored_zone_this_host_does_not_know():
                                             'schedule_interval': '1 days'}}
     with pytest.raises(Unprocessable, match='Old/Zone'):
         schedule.job_schedule(doc, schedule.time_zone('UTC'), 0)
+
+
+def test_offsets_of_half_and_quarter_hours():
+    assert runs({'schedule_hour': '9', 'schedule_minute': '0'},
+                'America/St_Johns', '2026-06-01T00:00:00Z', 1) == [
+        ('2026-06-01T11:30:00Z', '2026-06-01T09:00:00-02:30', None)]
+    found = schedule.next_runs(
+        {'schedule_hour': '9', 'schedule_minute': '0'},
+        schedule.time_zone('Asia/Kathmandu'), at(ARMED),
+        at('2026-06-01T00:00:00Z'), 1)
+    assert found[0].as_dict()['utc_offset'] == '+05:45'
+    assert found[0].as_dict()['utc'] == '2026-06-01T03:15:00Z'
