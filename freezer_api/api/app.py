@@ -20,7 +20,8 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     middlewares of ``freezer_api.api.context``. ``trusts`` (see
     ``freezer_api.identity.trusts``) turns central schedulers on.
     """
-    services = Services(storage, clock=clock, new_id=new_id, trusts=trusts)
+    services = Services(storage, clock=clock, new_id=new_id, trusts=trusts,
+                        default_timezone=conf.default_schedule_timezone)
     if enforcer is None:
         enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
     app = falcon.App(middleware=(

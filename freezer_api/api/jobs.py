@@ -1,4 +1,5 @@
-"""/jobs: what each scheduler runs, and /jobs/{id}/event."""
+"""/jobs: what each scheduler runs, /jobs/{id}/event and
+/jobs/{id}/schedule."""
 
 import dataclasses
 
@@ -6,6 +7,7 @@ import falcon
 
 from freezer_api.api import request
 from freezer_api.api import resource
+from freezer_api.core import schedule as run_times
 from freezer_api.storage.base import Scope
 
 
@@ -39,3 +41,15 @@ class JobEvent(resource.Resource):
                                           self.body(req))
         resp.status = falcon.HTTP_202
         resp.media = {'result': result}
+
+
+class JobSchedule(resource.Resource):
+    """``GET``: the job's next run times as freezer-scheduler computes
+    them, in UTC and in the job's time zone (core/schedule.py)."""
+
+    policies = {'GET': 'jobs:schedule:get'}
+
+    def on_get(self, req, resp, job_id):
+        count = request.count_param(req, run_times.DEFAULT_COUNT)
+        resp.media = self.services.jobs.next_runs(req.context.caller, job_id,
+                                                  count)

@@ -17,6 +17,7 @@ import functools
 import json
 import sys
 from typing import Any
+import zoneinfo
 
 from freezer_api.api import actions
 from freezer_api.api import backups
@@ -29,6 +30,7 @@ from freezer_api.api.resource import Resource
 from freezer_api.core import backups as core_backups
 from freezer_api.core import base as core_base
 from freezer_api.core import jobs as core_jobs
+from freezer_api.core import schedule as core_schedule
 from freezer_api.core import schemas as core
 from freezer_api.core import search as core_search
 from freezer_api.core import sessions as core_sessions
@@ -135,8 +137,37 @@ def _search(with_time):
             'properties': properties}
 
 
+_UTC_TIME = r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{6})?Z$'
+
+
+def _with_zone_names(value):
+    """Give every ``schedule_timezone`` the zones this host knows: the
+    core checks a name against the time zone database, which no pattern
+    can say."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == 'properties' and isinstance(item, dict) and (
+                    core_schedule.TIMEZONE_FIELD in item):
+                item[core_schedule.TIMEZONE_FIELD] = _ref('TimeZone')
+            _with_zone_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            _with_zone_names(item)
+    return value
+
+
 def _schemas():
     """``components.schemas``: request bodies and documents."""
+    schemas = _with_zone_names(_core_schemas())
+    schemas['TimeZone'] = {
+        'type': 'string', 'enum': sorted(zoneinfo.available_timezones()),
+        'description': 'An IANA time zone: the local zone of the hosts '
+                       'that run the job (default: the option '
+                       'default_schedule_timezone).'}
+    return schemas
+
+
+def _core_schemas():
     server = core_base.SERVER_FIELDS
     job_actions_stored = copy.deepcopy(core.JOB['properties']['job_actions'])
     job_actions_stored['items']['required'] = (
@@ -287,6 +318,45 @@ def _schemas():
         'EventResult': _object(['result'], {'result': {'enum': [
             'success'] + [f'{event} already requested'
                           for event in core_jobs.EVENTS]}}),
+        'JobSchedule': _object(
+            ['job_id', 'timezone', 'timezone_source', 'trigger',
+             'next_run', 'runs'], {
+                'job_id': _string,
+                'timezone': {'type': 'string', 'description':
+                             'The IANA zone the schedule is read in.'},
+                'timezone_source': {'enum': ['job', 'default']},
+                'trigger': {
+                    'type': 'object', 'required': ['kind'],
+                    'description': 'The APScheduler trigger '
+                                   'freezer-scheduler makes of the job.',
+                    'properties': {
+                        'kind': {'enum': ['date', 'interval', 'cron']},
+                        'run_date': _string,
+                        'seconds': {'type': 'integer', 'minimum': 1},
+                        'continuous': {'type': 'boolean'},
+                        'fields': {'type': 'object',
+                                   'additionalProperties': _string},
+                        'start_date': _string,
+                        'end_date': _string}},
+                'next_run': {'type': ['string', 'null'],
+                             'pattern': _UTC_TIME},
+                'runs': {'type': 'array', 'maxItems': 100,
+                         'items': _object(
+                             ['utc', 'local', 'utc_offset', 'dst'], {
+                                 'utc': {'type': 'string',
+                                         'pattern': _UTC_TIME},
+                                 'local': _string,
+                                 'utc_offset': {
+                                     'type': 'string',
+                                     'pattern': r'^[+-]\d{2}:\d{2}$'},
+                                 'dst': {
+                                     'enum': [None, 'gap', 'overlap'],
+                                     'description':
+                                         'gap: the local time asked for '
+                                         'does not exist (the run happens '
+                                         'at the instant given); overlap: '
+                                         'the local time happens twice.'}})},
+            }),
         'SessionActionResult': _object(['result', 'session_tag'], {
             'result': {'enum': ['success', 'hold-off', 'out-of-sync']},
             'session_tag': {'type': 'integer', 'minimum': 0}}),
@@ -361,6 +431,12 @@ def _parameters():
                            'when the policy jobs:get_all_projects allows '
                            'it, else 403. Also accepts 1/0, yes/no, on/off.',
             'schema': {'type': 'boolean', 'default': False}},
+        'count': {
+            'name': 'count', 'in': 'query', 'required': False,
+            'description': 'How many run times to list.',
+            'schema': {'type': 'integer', 'minimum': 1,
+                       'maximum': core_schedule.MAX_COUNT,
+                       'default': core_schedule.DEFAULT_COUNT}},
         'If-Match': {
             'name': 'If-Match', 'in': 'header', 'required': False,
             'description': 'Write only if the stored version is this one '
@@ -603,6 +679,16 @@ def _noun_paths(version, prefix, noun):
                 errors=writes | {400, 404, 413},
                 policy=jobs.JobEvent.policies['POST'],
                 body=_body('JobEvent', 'The event.'))}
+        paths[f'{base}/{{job_id}}/schedule'] = {
+            'parameters': path_params + [_param('job_id')],
+            'get': op(
+                f'{version}ShowJobSchedule',
+                summary='The next run times of a job, as freezer-scheduler '
+                        'computes them, in UTC and in the job\'s time zone',
+                responses={'200': _json(_ref('JobSchedule'),
+                                        'The trigger and the next runs.')},
+                errors=common | {400, 404, 422}, params=['count'],
+                policy=jobs.JobSchedule.policies['GET'])}
     if noun == 'sessions':
         paths[f'{base}/{{session_id}}/action'] = {
             'parameters': path_params + [_param('session_id')],

@@ -135,6 +135,11 @@ def _int_param(req, name, default):
         raise InvalidInput(f'{name} must be an integer')
 
 
+def count_param(req, default):
+    """``?count=``: how many items an answer lists (checked by the core)."""
+    return _int_param(req, 'count', default)
+
+
 def page(req) -> Page:
     return Page(limit=_int_param(req, 'limit', Page.limit),
                 offset=_int_param(req, 'offset', Page.offset))

@@ -30,6 +30,7 @@ def resource_routes(services, conf):
         ('/jobs', make(jobs.JobCollection)),
         ('/jobs/{job_id}', make(jobs.JobItem)),
         ('/jobs/{job_id}/event', make(jobs.JobEvent)),
+        ('/jobs/{job_id}/schedule', make(jobs.JobSchedule)),
         ('/actions', make(actions.ActionCollection)),
         ('/actions/{action_id}', make(actions.ActionItem)),
         ('/sessions', make(sessions.SessionCollection)),

@@ -54,6 +54,14 @@ OPTS = [
         help='Directory for local state such as the embedded SQLite '
              'database. Environment variable FREEZER_API_STATE_PATH '
              'overrides the default.'),
+    cfg.StrOpt(
+        'default_schedule_timezone', default='UTC',
+        help='IANA time zone (for example Europe/Berlin) in which the '
+             'schedule of a job without job_schedule.schedule_timezone '
+             'is read: the local time zone of its freezer-scheduler '
+             'hosts. It places the cron fields and start dates without '
+             'offset, as the scheduler does, in GET .../jobs/{id}/'
+             'schedule.'),
 ]
 
 

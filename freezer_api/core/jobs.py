@@ -3,6 +3,7 @@
 import copy
 
 from freezer_api.core import base
+from freezer_api.core import schedule as run_times
 from freezer_api.core import schemas
 from freezer_api.core.actions import ActionManager
 from freezer_api.core.clients import ClientManager
@@ -122,10 +123,17 @@ class JobManager(base.Manager):
     not_found = 'No job found with ID {}'
 
     def __init__(self, storage, actions: ActionManager,
-                 clients: ClientManager, trusts=None, **kwargs):
+                 clients: ClientManager, trusts=None,
+                 default_timezone='UTC', **kwargs):
         """``trusts``, when central scheduling is on, has
-        ``trust_id(token, user_id, project_id)`` (freezer_api.identity)."""
+        ``trust_id(token, user_id, project_id)`` (freezer_api.identity).
+        ``default_timezone``: the IANA zone of schedules naming none."""
         super().__init__(storage, **kwargs)
+        try:
+            self.default_timezone = run_times.time_zone(default_timezone)
+        except InvalidInput:
+            raise ValueError(f'default_schedule_timezone: unknown time zone '
+                             f'{default_timezone!r}')
         self.actions = actions
         self.clients = clients
         self.trusts = trusts
@@ -178,6 +186,7 @@ class JobManager(base.Manager):
         body = prepare(body)
         body.setdefault('job_schedule', {})
         schemas.validate('JOB', body)
+        run_times.check_time_zone(body['job_schedule'])
         job_id = self.new_id()
         owner = caller.owner
         schedule = body['job_schedule']
@@ -203,6 +212,7 @@ class JobManager(base.Manager):
         body = prepare(body)
         body.setdefault('job_schedule', {})
         schemas.validate('JOB', body)
+        run_times.check_time_zone(body['job_schedule'])
         owner = caller.owner
 
         def new_doc(txn):
@@ -232,6 +242,7 @@ class JobManager(base.Manager):
         """Deep-merge ``body`` into the job (spec D6)."""
         patch = prepare(body)
         schemas.validate('JOB_PATCH', patch)
+        run_times.check_time_zone(patch.get('job_schedule'))
 
         def finish(txn, doc):
             if 'job_actions' in patch or 'client_id' in patch:
@@ -275,3 +286,11 @@ class JobManager(base.Manager):
             return result
 
         return self.storage.atomic(write)
+
+    def next_runs(self, caller, job_id, count=run_times.DEFAULT_COUNT):
+        """The job's next ``count`` runs as freezer-scheduler computes
+        them (core/schedule.py)."""
+        run_times.check_count(count)
+        record = self.get(caller, job_id)
+        return run_times.job_schedule(record.doc, self.default_timezone,
+                                      self.clock(), count)

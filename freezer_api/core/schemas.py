@@ -72,6 +72,10 @@ SCHEDULE = {
         'schedule_hour': _str,
         'schedule_minute': _str,
         'schedule_second': _str,
+        # the IANA zone of the scheduler host (core/schedule.py); unknown
+        # names are refused by the job rules with a clearer message
+        'schedule_timezone': {'type': 'string', 'minLength': 1,
+                              'maxLength': 64},
     },
 }
 

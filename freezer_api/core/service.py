@@ -14,9 +14,10 @@ class Services:
     """Every manager, sharing one driver, clock and id factory."""
 
     def __init__(self, storage, clock=time.time, new_id=base.new_hex_id,
-                 trusts=None):
+                 trusts=None, default_timezone='UTC'):
         """``trusts`` (freezer_api.identity.trusts) enables central
-        schedulers; without it they are refused."""
+        schedulers; without it they are refused. ``default_timezone`` is the
+        IANA zone of job schedules that name none."""
         self.storage = storage
         kwargs = {'clock': clock, 'new_id': new_id}
         self.backups = BackupManager(storage, **kwargs)
@@ -25,5 +26,6 @@ class Services:
                                      **kwargs)
         self.actions = ActionManager(storage, **kwargs)
         self.jobs = JobManager(storage, self.actions, self.clients,
-                               trusts=trusts, **kwargs)
+                               trusts=trusts,
+                               default_timezone=default_timezone, **kwargs)
         self.sessions = SessionManager(storage, **kwargs)

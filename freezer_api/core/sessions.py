@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from freezer_api.core import base
 from freezer_api.core import jobs as jobs_rules
+from freezer_api.core import schedule as run_times
 from freezer_api.core import schemas
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import NotFound
@@ -211,6 +212,7 @@ class SessionManager(base.Manager):
     def create(self, caller: base.Caller, body) -> str:
         body = self._body(body)
         schemas.validate('SESSION', body)
+        run_times.check_time_zone(body.get('schedule'))
         session_id = self.new_id()
         owner = caller.owner
         doc = {**NEW_SESSION_STATE, **body, 'jobs': {},
@@ -226,6 +228,7 @@ class SessionManager(base.Manager):
         base.check_id(session_id, 'session_id')
         body = self._body(body)
         schemas.validate('SESSION', body)
+        run_times.check_time_zone(body.get('schedule'))
         owner = caller.owner
 
         def new_doc(txn):
@@ -245,6 +248,7 @@ class SessionManager(base.Manager):
     def update(self, caller, session_id, body, expected_version=None):
         patch = self._body(body)
         schemas.validate('SESSION_PATCH', patch)
+        run_times.check_time_zone(patch.get('schedule'))
         return self.merge(caller, session_id, patch, 'SESSION',
                           expected_version)
 

@@ -23,6 +23,10 @@ def _jobs():
         base.rule('jobs:event:create', base.ADMIN_OR_PROJECT_MEMBER,
                   'Request start, stop or abort of a job.',
                   [('POST', item + '/event')]),
+        base.rule('jobs:schedule:get', base.ADMIN_OR_PROJECT_READER,
+                  'List the next run times of a job, as freezer-scheduler '
+                  'computes them.',
+                  [('GET', item + '/schedule')]),
         base.rule('jobs:get_all_projects', base.ADMIN,
                   'List the jobs of every project (all_projects=true).',
                   [('GET', PATHS['jobs'][0] + '?all_projects=true')]),

@@ -443,6 +443,8 @@ def good_requests(prefix, template_prefix, w):
          helpers.job_body(w['client_id']), ''),
         ('/jobs/{job_id}/event', 'post', f'/jobs/{job}/event',
          {'start': None}, ''),
+        ('/jobs/{job_id}/schedule', 'get', f'/jobs/{job}/schedule',
+         _MISSING, 'count=3'),
         ('/actions', 'get', '/actions', None, ''),
         ('/actions', 'post', '/actions',
          helpers.action_body(action_id='my-action'), ''),
@@ -591,6 +593,13 @@ def test_every_operation_conforms(version, check, apps, faulty):
             mode='mongo')}]), expect=422, request_valid=True)
     send('patch', f'{P}/jobs/{w["job_id"]}',
          {'client_id': f'{PROJECT}_ghost'}, expect=422, request_valid=True)
+    send('get', f'{P}/jobs/{w["job_id"]}/schedule', query='count=0',
+         expect=400, request_valid=False)
+    unreadable = send('post', f'{P}/jobs', helpers.job_body(
+        w['client_id'], job_schedule={'schedule_hour': '25'}),
+        expect=201).json['job_id']
+    send('get', f'{P}/jobs/{unreadable}/schedule', expect=422,
+         request_valid=True)
     resp = send('post', f'{P}/sessions/{w["session_id"]}/action',
                 {'stop': {'job_id': w['job_id'], 'current_tag': 0}},
                 expect=405, request_valid=False)

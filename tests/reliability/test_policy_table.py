@@ -39,6 +39,7 @@ ROUTES = [
     ('GET', '/jobs', 200), ('POST', '/jobs', 201),
     ('GET', '/jobs/{job}', 200), ('PATCH', '/jobs/{job}', 200),
     ('POST', '/jobs/{job}', 201), ('POST', '/jobs/{job}/event', 202),
+    ('GET', '/jobs/{job}/schedule', 200),
     ('GET', '/actions', 200), ('POST', '/actions', 201),
     ('GET', '/actions/{action}', 200), ('PATCH', '/actions/{action}', 200),
     ('POST', '/actions/{action}', 201),
