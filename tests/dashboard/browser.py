@@ -34,6 +34,11 @@ FORM_ERRORS = ('.modal.in .has-error, .modal.in .alert-danger, '
                '.messages .alert-danger')
 
 
+# What a wait looks past: the page may be replaced while it looks.
+RETRIED = (selenium_errors.NoSuchElementException,
+           selenium_errors.StaleElementReferenceException)
+
+
 class DashboardError(AssertionError):
     pass
 
@@ -83,7 +88,11 @@ class Dashboard:
 
     def wait(self, condition, what, timeout=HANG_GUARD):
         try:
-            return WebDriverWait(self.driver, timeout).until(condition)
+            # NOTE: an element looked at while the page is being replaced
+            # goes stale under the condition: look again, as for a missing one
+            return WebDriverWait(
+                self.driver, timeout, ignored_exceptions=RETRIED).until(
+                    condition)
         except selenium_errors.TimeoutException:
             self.screenshot(f'timeout {what}')
             raise DashboardError(f'gave up waiting for {what} on '
