@@ -366,11 +366,9 @@ def test_backups_page_shows_what_agents_posted(account, dashboard,
     assert server_logs.api_refusals() == []
 
 
-# -- isolation -------------------------------------------------------------
-
-def test_another_project_sees_none_of_it(account, new_account, dashboard,
-                                         service, server_logs):
-    api = service(account)
+def one_of_each(api):
+    """A client, an action, a job in a session and the job's backup, made
+    through the API; their ids in that order."""
     client_id = register_client(api)
     action_id = api_action(api, 'etc')
     job_id = api_job(api, client_id, 'etc daily')
@@ -380,6 +378,15 @@ def test_another_project_sees_none_of_it(account, new_account, dashboard,
                 expect=204)
     backup_id = post_backup(api, agent_backup(CLIENT_HOST, job_id,
                                               1_780_000_000))
+    return client_id, action_id, job_id, session_id, backup_id
+
+
+# -- isolation -------------------------------------------------------------
+
+def test_another_project_sees_none_of_it(account, new_account, dashboard,
+                                         service, server_logs):
+    api = service(account)
+    client_id, action_id, job_id, session_id, backup_id = one_of_each(api)
 
     other = new_account('other')
     ui = dashboard(other)
@@ -418,15 +425,7 @@ def test_another_project_sees_none_of_it(account, new_account, dashboard,
 def test_every_page_of_the_plugin_loads(account, dashboard, service,
                                         server_logs):
     api = service(account)
-    client_id = register_client(api)
-    action_id = api_action(api, 'etc')
-    job_id = api_job(api, client_id, 'etc daily')
-    session_id = api.request('POST', '/sessions/', expect=201, json={
-        'description': 'nightly', 'schedule': {}}).json()['session_id']
-    api.request('PUT', f'/sessions/{session_id}/jobs/{job_id}',
-                expect=204)
-    backup_id = post_backup(api, agent_backup(CLIENT_HOST, job_id,
-                                              1_780_000_000))
+    client_id, action_id, job_id, session_id, backup_id = one_of_each(api)
     ui = dashboard(account)
 
     jobs, sessions = flows.PANELS['jobs'], flows.PANELS['sessions']
