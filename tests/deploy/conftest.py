@@ -6,6 +6,7 @@ stops it, and everything it forked, when the test ends, passed or failed.
 
 import http.client
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -216,3 +217,18 @@ def second_request_on_one_connection(url, verify=None):
         assert second.status == 200, second.status
     finally:
         conn.close()
+
+
+def self_signed_certificate(folder):
+    """(certificate, key) paths of a fresh self-signed certificate for
+    127.0.0.1, made in ``folder`` with the openssl command."""
+    openssl = shutil.which('openssl')
+    assert openssl, 'the openssl command is needed (apt-get install openssl)'
+    cert, key = folder / 'freezer.crt', folder / 'freezer.key'
+    subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                    '-days', '2', '-subj', '/CN=127.0.0.1',
+                    '-addext', 'subjectAltName=IP:127.0.0.1',
+                    '-keyout', str(key), '-out', str(cert)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True)
+    return cert, key

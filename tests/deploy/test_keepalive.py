@@ -14,13 +14,12 @@ sends its next request on that connection and gets "connection reset".
 
 import os
 import shlex
-import shutil
 import signal
-import subprocess
 
 import pytest
 
 from tests.deploy.conftest import REPO, keep_alive_round
+from tests.deploy.conftest import self_signed_certificate
 from tests.fixtures import servers
 
 README = os.path.join(REPO, 'README.rst')
@@ -105,15 +104,7 @@ def test_uwsgi_http_one_liner(document, tmp_path, run_service):
 def test_uwsgi_https_one_liner(tmp_path, run_service):
     commands = one_liners(DEPLOYMENT, '--https')
     assert len(commands) == 1, commands
-    openssl = shutil.which('openssl')
-    assert openssl, 'the openssl command is needed (apt-get install openssl)'
-    cert, key = tmp_path / 'freezer.crt', tmp_path / 'freezer.key'
-    subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-                    '-days', '2', '-subj', '/CN=127.0.0.1',
-                    '-addext', 'subjectAltName=IP:127.0.0.1',
-                    '-keyout', str(key), '-out', str(cert)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=True)
+    cert, key = self_signed_certificate(tmp_path)
     port = servers.free_port()
     argv, found = localize(commands[0], {
         ':9090,freezer.crt,freezer.key': f'127.0.0.1:{port},{cert},{key}'})

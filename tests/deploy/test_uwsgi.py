@@ -3,7 +3,6 @@
 import grp
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import threading
@@ -12,6 +11,7 @@ import pytest
 import requests
 
 from tests.deploy.conftest import HEADERS, REPO, exercise, keep_alive_round
+from tests.deploy.conftest import self_signed_certificate
 from tests.fixtures import servers
 
 INI = os.path.join(REPO, 'etc', 'freezer', 'uwsgi.ini')
@@ -153,15 +153,7 @@ def test_https_with_a_self_signed_certificate(tmp_path, run_service):
         'this uwsgi was built without SSL support: install libssl-dev, then '
         'rebuild it (pip install --no-cache-dir --force-reinstall uWSGI); '
         'tools/run-tests.sh does both')
-    openssl = shutil.which('openssl')
-    assert openssl, 'the openssl command is needed (apt-get install openssl)'
-    cert, key = tmp_path / 'freezer.crt', tmp_path / 'freezer.key'
-    subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-                    '-days', '2', '-subj', '/CN=127.0.0.1',
-                    '-addext', 'subjectAltName=IP:127.0.0.1',
-                    '-keyout', str(key), '-out', str(cert)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=True)
+    cert, key = self_signed_certificate(tmp_path)
     port = servers.free_port()
     url = f'https://127.0.0.1:{port}'
     # The seed's command line, with a real certificate.
