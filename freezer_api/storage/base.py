@@ -24,6 +24,7 @@ Versions
 
 import abc
 import dataclasses
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -35,7 +36,8 @@ from freezer_api.storage.query import Query
 
 
 __all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
-           'Record', 'Transaction', 'StorageDriver', 'backoff']
+           'Record', 'Attempt', 'LostRace', 'Reconnect', 'IdTaken',
+           'Transaction', 'StorageDriver', 'backoff']
 
 KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions')
 
@@ -46,6 +48,8 @@ PROJECT_UNIQUE_KINDS = frozenset({'clients'})
 MAX_LIST_LIMIT = 1000
 
 T = TypeVar('T')
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +77,65 @@ class Record:
     doc: dict[str, Any]
 
 
+class LostRace(Exception):
+    """An attempt lost a race with another writer: run the change again."""
+
+
+class Reconnect(LostRace):
+    """The attempt's connection died before its commit: run the change once
+    more, on a new connection."""
+
+
+class IdTaken(errors.Conflict):
+    """``Transaction.insert`` (or ``create``) found its id taken."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """What the retry loop tells an engine about the attempt it asks for."""
+
+    number: int         # 1 for the first
+    contended: bool     # an earlier attempt of this change lost a race
+    reconnected: bool   # an earlier attempt lost its connection
+
+
 class Transaction(abc.ABC):
     """Reads and writes applied all together or not at all.
 
     Obtained only inside ``StorageDriver.atomic``. Reads return what was
     committed when they ran; writes become visible when ``atomic`` returns.
     """
+
+    # Set by the engine when a read or write of this attempt failed: the
+    # attempt can never commit, whatever the change did with the error.
+    doomed: Exception | None = None
+
+    def lost_race(self) -> LostRace:
+        """Mark this attempt as beaten by another writer; return the error
+        to raise."""
+        self.doomed = LostRace()
+        return self.doomed
+
+    def run(self, change: Callable[['Transaction'], T],
+            abort: Callable[[], None]) -> T:
+        """Run ``change`` on this attempt and return its result when the
+        attempt may commit; otherwise call ``abort`` (the engine's rollback)
+        and raise.
+
+        A change that swallowed one of the engine's errors still does not
+        commit; one that failed after losing a race is run again.
+        """
+        try:
+            result = change(self)
+        except BaseException:
+            abort()
+            if isinstance(self.doomed, LostRace):
+                raise self.doomed from None
+            raise
+        if self.doomed is not None:
+            abort()
+            raise self.doomed
+        return result
 
     @abc.abstractmethod
     def get(self, kind: str, doc_id: str, scope: Scope) -> Record | None:
@@ -109,6 +166,13 @@ class Transaction(abc.ABC):
 class StorageDriver(abc.ABC):
     """One storage engine. Constructed with the service configuration."""
 
+    # How many attempts a change gets before ``atomic`` gives up, and the
+    # backoff between them (seconds; see ``backoff``). Engines set these
+    # from their configuration.
+    max_attempts = 3
+    backoff_base = 0.005
+    backoff_cap = 0.2
+
     def __init__(self, conf):
         self.conf = conf
 
@@ -129,10 +193,13 @@ class StorageDriver(abc.ABC):
         done by the engine, never by loading every document.
         """
 
-    @abc.abstractmethod
     def create(self, kind: str, doc_id: str, project_id: str, user_id: str,
                created_at: int, doc: dict) -> Record:
         """Store a new document (as ``Transaction.insert``, on its own)."""
+        return self.run_atomic(
+            lambda txn: txn.insert(kind, doc_id, project_id, user_id,
+                                   created_at, doc),
+            rerun_on_collision=False)
 
     def delete(self, kind: str, doc_id: str, scope: Scope) -> None:
         """Remove one document (a transaction of its own).
@@ -147,7 +214,6 @@ class StorageDriver(abc.ABC):
 
         self.atomic(change)
 
-    @abc.abstractmethod
     def atomic(self, change: Callable[[Transaction], T]) -> T:
         """Run ``change`` in a transaction and return its result.
 
@@ -157,6 +223,59 @@ class StorageDriver(abc.ABC):
         propagate unchanged.
 
         :raises Conflict: still losing races after the configured retries.
+        """
+        return self.run_atomic(change)
+
+    def run_atomic(self, change: Callable[[Transaction], T],
+                   rerun_on_collision: bool = True) -> T:
+        """The retry loop of every engine: ``attempt`` until one commits.
+
+        An attempt that lost a race is run again after a backoff, at most
+        ``max_attempts`` times in all. One whose connection died is run
+        once more at once. One whose insert found its id taken is run once
+        more (when ``rerun_on_collision`` and the engine can lose such a
+        race): the id may have been taken by a racing writer, and the
+        re-run sees the winner; a second collision goes through.
+        """
+        number = 0
+        collided = contended = reconnected = False
+        while True:
+            number += 1
+            try:
+                return self.attempt(
+                    change, Attempt(number, contended, reconnected))
+            except Reconnect:
+                reconnected = True
+            except LostRace:
+                if number >= self.max_attempts:
+                    LOG.warning('Change still conflicting after %d attempts',
+                                number)
+                    raise errors.Conflict(
+                        'the change kept conflicting with concurrent '
+                        'writers; try again') from None
+                contended = True
+                backoff(number, self.backoff_base, self.backoff_cap)
+            except IdTaken:
+                if (collided or not rerun_on_collision
+                        or not self.races_on_insert
+                        or number >= self.max_attempts):
+                    raise
+                collided = True
+
+    @property
+    def races_on_insert(self) -> bool:
+        """Whether two writers can both see an id free and race to insert
+        it (False where writers take turns)."""
+        return True
+
+    @abc.abstractmethod
+    def attempt(self, change: Callable[[Transaction], T],
+                attempt: Attempt) -> T:
+        """Run ``change`` once in a new transaction and commit it.
+
+        :raises LostRace: another writer won; ``atomic`` runs it again.
+        :raises Reconnect: the connection died before the commit.
+        :raises IdTaken: an insert found its id taken.
         """
 
     @abc.abstractmethod

@@ -33,6 +33,7 @@ import requests
 
 from freezer_api.core import base as core_base
 from freezer_api.core.service import Services
+from freezer_api.storage import base
 from freezer_api.storage.base import Scope
 from tests.conftest import make_conf
 from tests.fixtures import elasticsearch as es_fixture
@@ -237,7 +238,7 @@ def test_roll_back_spares_a_later_identical_write(tmp_path,
         def write(key, entry, *args, **kwargs):
             if key.startswith('sessions/') and not lost:
                 lost.append(key)
-                raise es._Retry()   # the session write lost a race
+                raise base.LostRace()  # the session write lost a race
             return real_write(key, entry, *args, **kwargs)
 
         def undo(applied):

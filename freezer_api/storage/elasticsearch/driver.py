@@ -85,8 +85,6 @@ _UNAVAILABLE = 'the search cluster is unavailable'
 _NO_INDEX = ('the index does not exist; create it with '
              '"freezer-manage db sync"')
 
-_BACKOFF_BASE = 0.01   # seconds, doubled on every attempt
-_BACKOFF_CAP = 0.25
 
 # Elasticsearch's default index.max_result_window: deeper pages are read
 # with search_after.
@@ -136,14 +134,6 @@ class _Journal:
 # contention from threads of one process does not starve them; processes
 # still race optimistically.
 _CONTENDED = threading.RLock()
-
-
-class _Retry(Exception):
-    """The change lost a race; run it again."""
-
-
-class _Collision(errors.Conflict):
-    """``insert`` found its id taken."""
 
 
 def _check_kind(kind):
@@ -268,15 +258,10 @@ class _Transaction(base.Transaction):
     def __init__(self, driver):
         self._driver = driver
         self._entries = {}
-        self.doomed = None
 
     def _check(self):
         if self.doomed is not None:
             raise self.doomed
-
-    def _lost_race(self):
-        self.doomed = _Retry()
-        return self.doomed
 
     def _load(self, kind, project_id, doc_id):
         key = doc_key(kind, project_id, doc_id)
@@ -334,10 +319,10 @@ class _Transaction(base.Transaction):
         entry = self._entries.get(key)
         if entry is None:
             if self._driver._exists(key):
-                raise _Collision(f'{kind} {doc_id!r} already exists')
+                raise base.IdTaken(f'{kind} {doc_id!r} already exists')
             entry = self._entries[key] = _Entry(None, None)
         elif entry.current is not None:
-            raise _Collision(f'{kind} {doc_id!r} already exists')
+            raise base.IdTaken(f'{kind} {doc_id!r} already exists')
         record = base.Record(kind=kind, id=doc_id, project_id=project_id,
                              user_id=user_id, version=1,
                              created_at=created_at, doc=copy.deepcopy(doc))
@@ -350,7 +335,7 @@ class _Transaction(base.Transaction):
         _, entry = self._load(record.kind, record.project_id, record.id)
         current = entry.current
         if current is None or current.version != record.version:
-            raise self._lost_race()
+            raise self.lost_race()
         return entry
 
     def update(self, record, doc):
@@ -383,12 +368,15 @@ class _Transaction(base.Transaction):
 class ElasticsearchDriver(base.StorageDriver):
     """Documents in an Elasticsearch 8 index."""
 
+    backoff_base = 0.01
+    backoff_cap = 0.25
+
     def __init__(self, conf):
         super().__init__(conf)
         opts = conf.elasticsearch
         self._index = opts.index
         self._concrete = f'{opts.index}-v{mappings.SCHEMA_VERSION}'
-        self._max_retries = opts.conflict_retries
+        self.max_attempts = opts.conflict_retries
         self._refresh = opts.refresh
         self._timeout = opts.timeout
         self._query_timeout = opts.query_timeout
@@ -638,54 +626,25 @@ class ElasticsearchDriver(base.StorageDriver):
                                    refresh=self._refresh,
                                    require_alias=True)
             except elasticsearch.ConflictError:
-                raise _Collision(f'{kind} {doc_id!r} already exists') \
+                raise base.IdTaken(f'{kind} {doc_id!r} already exists') \
                     from None
         return record
 
     def atomic(self, change):
         self._maybe_recover()
-        return self._atomic(change)
+        return super().atomic(change)
 
-    def _atomic(self, change):
-        attempt = 0
-        collided = False
-        contended = False
-        while True:
-            attempt += 1
-            try:
-                if contended:
-                    with _CONTENDED:
-                        return self._attempt(change)
+    def attempt(self, change, attempt):
+        if attempt.contended:
+            with _CONTENDED:
                 return self._attempt(change)
-            except _Retry:
-                if attempt >= self._max_retries:
-                    LOG.warning('Change still conflicting after %d attempts',
-                                attempt)
-                    raise errors.Conflict(
-                        'the change kept conflicting with concurrent '
-                        'writers; try again') from None
-                contended = True
-                base.backoff(attempt, _BACKOFF_BASE, _BACKOFF_CAP)
-            except _Collision:
-                # NOTE: the id may have been taken by a writer that raced
-                # with this change; run it once more so that it sees the
-                # winner, and let a second collision through.
-                if collided or attempt >= self._max_retries:
-                    raise
-                collided = True
+        return self._attempt(change)
 
     def _attempt(self, change):
         txn = _Transaction(self)
-        try:
-            result = change(txn)
-        except BaseException:
-            if isinstance(txn.doomed, _Retry):
-                # Whatever the change made of it, the attempt lost a race.
-                raise txn.doomed from None
-            raise
-        if txn.doomed is not None:
-            # The change swallowed one of our errors: never commit then.
-            raise txn.doomed
+        # NOTE: writes wait in the transaction until the commit: nothing to
+        # roll back.
+        result = txn.run(change, abort=lambda: None)
         self._commit(txn)
         return result
 
@@ -721,7 +680,7 @@ class ElasticsearchDriver(base.StorageDriver):
                 if refresh == 'false' and count > 1 and (
                         self._refresh == 'true'):
                     self.client.indices.refresh(index=self._index)
-        except (_Retry, _Collision):
+        except (base.LostRace, base.IdTaken):
             # Every write not in ``applied`` was refused: undoing the
             # others restores the documents, and the intent can go.
             self._close_intent(journal, self._undo(applied))
@@ -968,7 +927,7 @@ class ElasticsearchDriver(base.StorageDriver):
             if _is_version_conflict(exc) or (
                     entry.current is None and _status(exc) == 404):
                 LOG.debug('Change lost a race on %s', key)
-                raise _Retry() from None
+                raise base.LostRace() from None
             raise
         LOG.debug('Wrote %s', key)
         return key, entry, (response['_seq_no'], response['_primary_term'])
@@ -982,8 +941,8 @@ class ElasticsearchDriver(base.StorageDriver):
                     document=_source(entry.current, stamp), refresh=refresh,
                     require_alias=True)
             except elasticsearch.ConflictError:
-                raise _Collision(f'{entry.current.kind} '
-                                 f'{entry.current.id!r} already exists') \
+                raise base.IdTaken(f'{entry.current.kind} '
+                                   f'{entry.current.id!r} already exists') \
                     from None
             applied.append((key, entry, (response['_seq_no'],
                                          response['_primary_term'])))
@@ -1019,8 +978,8 @@ class ElasticsearchDriver(base.StorageDriver):
                 raise errors.StorageError(
                     'the search cluster refused a request')
             if collision is not None:
-                raise _Collision(f'{collision.kind} {collision.id!r} '
-                                 'already exists')
+                raise base.IdTaken(f'{collision.kind} {collision.id!r} '
+                                   'already exists')
 
     def _undo(self, applied):
         """Revert applied writes, newest first, each only if unchanged;

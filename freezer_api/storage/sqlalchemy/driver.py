@@ -52,8 +52,6 @@ VERSION_TABLE = 'alembic_version'
 _PG_SCHEMA_LOCK = 0x66726565  # "free"
 _MYSQL_SCHEMA_LOCK = 'freezer_api_schema'
 
-_BACKOFF_BASE = 0.005   # seconds, doubled on every attempt
-_BACKOFF_CAP = 0.2
 
 _UNAVAILABLE = 'the database is unavailable'
 _MAX_OFFSET = 2 ** 63 - 1
@@ -91,18 +89,6 @@ _QUERY_TIMEOUT = ('the query ran longer than the database allows '
                   '([database] query_timeout)')
 # SQLite extended result codes of unique and primary key violations.
 _SQLITE_DUPLICATE = {2067, 1555}
-
-
-class _Retry(Exception):
-    """The change lost a race; roll back and run it again."""
-
-
-class _Reconnect(_Retry):
-    """The connection died before the commit; run the change again."""
-
-
-class _Collision(errors.Conflict):
-    """``Transaction.insert`` found its id taken."""
 
 
 def _classify(exc):
@@ -433,7 +419,7 @@ class _Transaction(base.Transaction):
         self._conn = conn
         # A change is run again at most once for a dead connection.
         self._reconnected = reconnected
-        # Read with SELECT ... FOR UPDATE (see SQLAlchemyDriver._atomic).
+        # Read with SELECT ... FOR UPDATE (see SQLAlchemyDriver.attempt).
         self._lock_reads = lock_reads
         # pk of every document read or written here, so that conditional
         # writes name the very row that was read.
@@ -441,8 +427,6 @@ class _Transaction(base.Transaction):
         # (version, stored JSON text) of the same documents: an update
         # rewrites only the index rows that changed (see _update_terms).
         self._texts = {}
-        # Set when a statement failed: the attempt cannot commit.
-        self.doomed = None
 
     @contextlib.contextmanager
     def _guard(self, what):
@@ -454,11 +438,11 @@ class _Transaction(base.Transaction):
             kind = _classify(exc)
             if kind in (_RETRY, _DUPLICATE) and self._driver._optimistic:
                 LOG.debug('Change lost a race while %s: %s', what, exc)
-                self.doomed = _Retry()
+                self.doomed = base.LostRace()
             elif kind == _DISCONNECT and not self._reconnected:
                 LOG.info('Database connection lost while %s; running the '
                          'change again on a new one: %s', what, exc)
-                self.doomed = _Reconnect()
+                self.doomed = base.Reconnect()
             elif kind == _BUSY:
                 LOG.warning('SQLite database stayed locked while %s', what)
                 self.doomed = errors.Unavailable(_UNAVAILABLE)
@@ -468,10 +452,6 @@ class _Transaction(base.Transaction):
         except sa_exc.SQLAlchemyError as exc:
             self.doomed = _unavailable(what, exc)
             raise self.doomed from None
-
-    def _lost_race(self):
-        self.doomed = _Retry()
-        return self.doomed
 
     def get(self, kind, doc_id, scope):
         _check_kind(kind)
@@ -502,7 +482,7 @@ class _Transaction(base.Transaction):
                 self._driver._write_terms(self._conn, kind, pk, doc,
                                           replace=False)
         if pk is None:
-            raise _Collision(f'{kind} {doc_id!r} already exists')
+            raise base.IdTaken(f'{kind} {doc_id!r} already exists')
         key = _record_key(kind, project_id, doc_id)
         self._pks[key] = pk
         self._texts[key] = (1, text)
@@ -560,7 +540,7 @@ class _Transaction(base.Transaction):
                 self._driver._write_terms(self._conn, record.kind, pk, doc,
                                           replace=True)
         if not matched:
-            raise self._lost_race()
+            raise self.lost_race()
         self._pks[key] = pk
         self._texts[key] = (record.version + 1, text)
         return dataclasses.replace(record, version=record.version + 1,
@@ -575,7 +555,7 @@ class _Transaction(base.Transaction):
             matched = self._conn.execute(
                 sa.delete(table).where(*where)).rowcount == 1
         if not matched:
-            raise self._lost_race()
+            raise self.lost_race()
         key = _record_key(record.kind, record.project_id, record.id)
         self._pks.pop(key, None)
         self._texts.pop(key, None)
@@ -587,7 +567,7 @@ class SQLAlchemyDriver(base.StorageDriver):
     def __init__(self, conf):
         super().__init__(conf)
         db = conf.database
-        self._max_retries = db.max_retries
+        self.max_attempts = db.max_retries
         self._query_timeout = db.query_timeout
         # NOTE: server limits count in milliseconds, where 0 is no limit.
         self._query_timeout_ms = (max(1, round(db.query_timeout * 1000))
@@ -1097,54 +1077,19 @@ class SQLAlchemyDriver(base.StorageDriver):
             records.append(_record_of(kind, rows.pop()))
         return records
 
-    def create(self, kind, doc_id, project_id, user_id, created_at, doc):
-        return self._atomic(
-            lambda txn: txn.insert(kind, doc_id, project_id, user_id,
-                                   created_at, doc),
-            rerun_on_collision=False)
+    @property
+    def races_on_insert(self):
+        return self._optimistic
 
-    def atomic(self, change):
-        return self._atomic(change)
-
-    def _atomic(self, change, rerun_on_collision=True):
-        attempt = 0
-        collided = False
-        contended = False
-        reconnected = False
-        while True:
-            attempt += 1
-            try:
-                return self._attempt(change, contended, reconnected)
-            except _Reconnect:
-                # A dead pooled connection, found before the commit: the
-                # pool has been refreshed, run the change once more.
-                reconnected = True
-            except _Retry:
-                if attempt >= self._max_retries:
-                    LOG.warning('Change still conflicting after %d attempts',
-                                attempt)
-                    raise errors.Conflict(
-                        'the change kept conflicting with concurrent '
-                        'writers; try again') from None
-                # NOTE: the first attempt is optimistic. One that lost a
-                # race is under contention: its re-runs lock what they read,
-                # so that they queue behind the current writer instead of
-                # losing again and again.
-                contended = self._optimistic
-                base.backoff(attempt, _BACKOFF_BASE, _BACKOFF_CAP)
-            except _Collision:
-                # NOTE: the id may have been taken by a writer that raced
-                # with this change; run it once more so that it sees the
-                # winner, and let a second collision through.
-                if (collided or not rerun_on_collision or not self._optimistic
-                        or attempt >= self._max_retries):
-                    raise
-                collided = True
-
-    def _attempt(self, change, lock_reads, reconnected):
+    def attempt(self, change, attempt):
+        # NOTE: the first attempt is optimistic. One that lost a race is
+        # under contention: its re-runs lock what they read, so that they
+        # queue behind the current writer instead of losing again and again.
+        lock_reads = attempt.contended and self._optimistic
         self._check_process()
         try:
-            return self._attempt_in_turn(change, lock_reads, reconnected)
+            return self._attempt_in_turn(change, lock_reads,
+                                         attempt.reconnected)
         finally:
             if self._writers is not None and self._writers.wrote():
                 self._checkpoint()
@@ -1215,28 +1160,17 @@ class SQLAlchemyDriver(base.StorageDriver):
                             'busy timeout')
                 raise errors.Unavailable(_UNAVAILABLE) from None
             if kind == _DISCONNECT and not reconnected:
-                raise _Reconnect() from None
+                raise base.Reconnect() from None
             raise _unavailable('starting a transaction', exc) from None
         txn = _Transaction(self, conn, lock_reads, reconnected)
-        try:
-            result = change(txn)
-        except BaseException:
-            self._rollback(conn)
-            if isinstance(txn.doomed, _Retry):
-                # Whatever the change made of it, the attempt lost a race.
-                raise txn.doomed from None
-            raise
-        if txn.doomed is not None:
-            # The change swallowed one of our errors: never commit then.
-            self._rollback(conn)
-            raise txn.doomed
+        result = txn.run(change, lambda: self._rollback(conn))
         try:
             conn.commit()
         except sa_exc.DBAPIError as exc:
             self._rollback(conn)
             kind = _classify(exc)
             if kind in (_RETRY, _DUPLICATE) and self._optimistic:
-                raise _Retry() from None
+                raise base.LostRace() from None
             raise _unavailable('committing', exc) from None
         except sa_exc.SQLAlchemyError as exc:
             self._rollback(conn)
