@@ -40,3 +40,29 @@ def test_quick_run_of_our_server(tmp_path):
     assert results['ceiling']['poll'] > 0
     report = (tmp_path / 'quick.rst').read_text()
     assert 'session_cycle' in report and 'ratio' in report
+
+
+def test_quick_fleet_simulation(tmp_path):
+    """``python -m bench.fleet --quick``: every request a scheduler and its
+    agent send is played (polls, job runs, backups, session start and end)
+    and answered without error; the report names the fleet size found."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    env.pop('FREEZER_API_CONFIG_FILES', None)
+    done = subprocess.run(
+        [sys.executable, '-m', 'bench.fleet', '--quick', '--ours-only',
+         '--output', str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    results = json.loads((tmp_path / 'fleet-quick.json').read_text())
+    assert 'failures' not in results, results['failures']
+    found = results['fleet']['sqlite/ours']
+    assert found['trials'], found
+    for trial in found['trials']:
+        assert trial['errors'] == 0, trial
+        assert set(trial['kinds']) == {'poll', 'run', 'backup', 'finish',
+                                       'start', 'end'}, trial['kinds']
+        assert trial['wrk_cpu_share'] > 0 and trial['server_cpu_share'] > 0
+    assert found['largest'] == 40
+    report = (tmp_path / 'fleet-quick.rst').read_text()
+    assert 'sqlite' in report and 'schedulers' in report
