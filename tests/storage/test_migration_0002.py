@@ -13,6 +13,8 @@ from alembic import config as alembic_config
 from freezer_api.storage import query as q
 from freezer_api.storage.base import Scope
 from freezer_api.storage.sqlalchemy import driver as sql_driver
+from freezer_api.storage.sqlalchemy import schema as sql_schema
+from freezer_api.storage.sqlalchemy import sqlite as sql_sqlite
 from tests.conftest import make_conf
 
 P = 'project-a'
@@ -29,7 +31,7 @@ QUERIES = [
 
 def _alembic(driver, revision, downgrade=False):
     cfg = alembic_config.Config()
-    cfg.set_main_option('script_location', sql_driver.MIGRATIONS_DIR)
+    cfg.set_main_option('script_location', sql_schema.MIGRATIONS_DIR)
     with driver._schema_connection('migrating') as conn:
         cfg.attributes['connection'] = conn
         (command.downgrade if downgrade else command.upgrade)(cfg, revision)
@@ -117,7 +119,7 @@ def test_sqlite_keeps_planner_statistics(tmp_path, monkeypatch):
         conn.commit()
         conn.close()
         assert _statistics(path) is None
-        monkeypatch.setattr(sql_driver._WriterQueue, 'CHECKPOINT_EVERY', 5)
+        monkeypatch.setattr(sql_sqlite.WriterQueue, 'CHECKPOINT_EVERY', 5)
         for i in range(5):
             driver.create('jobs', f'j{i}', P, 'u', i, {'client_id': 'c'})
         # the first checkpoint of the process analyzes what is stored

@@ -1,0 +1,291 @@
+"""What the driver does on SQLite only.
+
+Connections: WAL, ``busy_timeout``, foreign keys, transactions begun by
+the driver (``BEGIN IMMEDIATE`` for writers) and a statement deadline
+(``Deadline``: SQLite has no statement timeout of its own).
+
+Writers, even in different processes, take turns on the file: they queue
+on a lock file (``<database>.writer``, see ``WriterQueue``) before they
+begin. SQLite's own wait for a locked file polls with sleeps growing to
+100 ms, during which other writers keep taking the file, so under load a
+writer could wait far longer than the others. After a writer's turn the
+queue copies the WAL back now and then (``checkpoint``), and refreshes
+the planner's statistics (``analyze``).
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+import weakref
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+
+from freezer_api.storage import errors
+from freezer_api.storage.sqlalchemy import failures
+
+__all__ = ['Deadline', 'WriterQueue', 'configure', 'private_files',
+           'time_limit', 'analyze', 'schema_lock', 'WRITE_OPTIONS',
+           'ANALYZE_EVERY', 'ANALYZE_ROWS']
+
+LOG = logging.getLogger(__name__)
+
+# Execution option naming how a transaction begins (see configure).
+BEGIN_OPTION = 'freezer_sqlite_begin'
+WRITE_OPTIONS = {BEGIN_OPTION: 'IMMEDIATE'}
+# Where a pooled connection keeps its Deadline (connection info).
+DEADLINE_INFO = 'freezer_deadline'
+
+# SQLite statistics are refreshed at this process's first WAL checkpoint
+# and then every ANALYZE_EVERY checkpoints (CHECKPOINT_EVERY writes each),
+# sampling ANALYZE_ROWS rows per index.
+ANALYZE_EVERY = 64
+ANALYZE_ROWS = 1000
+
+# SQLite virtual machine steps between two looks at the clock.
+_PROGRESS_STEPS = 10000
+
+# The database holds job definitions and credentials references: only the
+# service's user may read it. SQLite gives -wal and -shm files the mode of
+# the database file.
+PRIVATE_FILE = 0o600
+_COMPANIONS = ('', '-wal', '-shm', '-journal')
+
+
+def private_files(path):
+    """Create the SQLite file ``path`` 0600; make existing ones so."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                     PRIVATE_FILE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        # NOTE: SQLite reports what it cannot open, in its own words.
+        LOG.debug('Cannot create %s: %s', path, exc)
+    else:
+        os.close(fd)
+    for suffix in _COMPANIONS:
+        name = path + suffix
+        try:
+            mode = os.stat(name).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+                LOG.warning('%s was readable by other users (mode %o); '
+                            'it is now %o', name, mode, mode & 0o700)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            LOG.warning('Cannot restrict the permissions of %s: %s',
+                        name, exc)
+
+
+class Deadline:
+    """When the SQLite statement under way must stop (None: never).
+
+    One per pooled SQLite connection, read by its progress handler.
+    """
+
+    __slots__ = ('at',)
+
+    def __init__(self):
+        self.at = None
+
+    def __call__(self):
+        at = self.at
+        return 1 if at is not None and time.monotonic() > at else 0
+
+
+def configure(engine, busy_timeout, memory):
+    """Set up every connection of ``engine`` (see the module's doc)."""
+
+    @event.listens_for(engine, 'connect')
+    def _on_connect(dbapi_conn, record):
+        # NOTE: stop pysqlite from issuing BEGIN on its own, so that
+        # transactions start when and how _on_begin says.
+        dbapi_conn.isolation_level = None
+        deadline = record.info[DEADLINE_INFO] = Deadline()
+        dbapi_conn.set_progress_handler(deadline, _PROGRESS_STEPS)
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(f'PRAGMA busy_timeout = {int(busy_timeout)}')
+            cursor.execute('PRAGMA foreign_keys = ON')
+            if not memory:
+                cursor.execute('PRAGMA journal_mode = WAL')
+                cursor.execute('PRAGMA synchronous = NORMAL')
+                # NOTE: checkpoints are run by WriterQueue.wrote, outside
+                # of the writers' turns.
+                cursor.execute('PRAGMA wal_autocheckpoint = 0')
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, 'begin')
+    def _on_begin(conn):
+        mode = conn.get_execution_options().get(BEGIN_OPTION)
+        conn.exec_driver_sql('BEGIN IMMEDIATE' if mode == 'IMMEDIATE'
+                             else 'BEGIN')
+
+
+@contextlib.contextmanager
+def time_limit(info, seconds):
+    """Stop the statements run meanwhile on the pooled connection whose
+    ``info`` this is after ``seconds`` (0 or None: no limit)."""
+    deadline = info.get(DEADLINE_INFO)
+    if deadline is None or not seconds:
+        yield
+        return
+    deadline.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        deadline.at = None
+
+
+def analyze(execute):
+    """Refresh SQLite's statistics of the tables and indexes, running the
+    SQL through ``execute``.
+
+    PERF: without them SQLite's planner cannot tell a client's ten jobs
+    from the million of its project: it walks the project in list order to
+    find them (130 ms at 200 000 jobs instead of 3 ms). PostgreSQL and
+    MySQL keep their statistics themselves; SQLite only on ANALYZE.
+    Sampling (``analysis_limit``) bounds its cost whatever the size.
+    """
+    execute(f'PRAGMA analysis_limit = {ANALYZE_ROWS}')
+    execute('ANALYZE')
+
+
+class WriterQueue:
+    """Writers to one SQLite file, in this process and the others, queue here.
+
+    PERF: a thread lock orders the writers of this process; an ``flock`` on
+    a lock file orders the processes. A waiting writer is woken as soon as
+    the lock is free, instead of sleeping in SQLite's busy handler. The
+    wait is bounded by ``sqlite_busy_timeout``, as SQLite's own is. Only
+    writers take part: readers never wait (WAL).
+
+    ``raw_connection`` gives a pooled DB-API connection, for checkpoints.
+    """
+
+    _POLL_FIRST = 0.0002
+    _POLL_MAX = 0.002
+    # Write transactions of this process between two WAL checkpoints.
+    CHECKPOINT_EVERY = 64
+
+    def __init__(self, path, timeout, raw_connection):
+        self._path = path
+        self._timeout = timeout
+        self._raw_connection = raw_connection
+        self._threads = threading.Lock()
+        self._handle = None
+        self._pid = None
+        self._writes = 0
+        self._checkpoints = 0
+
+    def wrote(self):
+        """Count a write, after its turn; checkpoint when one is due."""
+        self._writes += 1
+        if self._writes >= self.CHECKPOINT_EVERY:
+            self._writes = 0
+            self.checkpoint()
+
+    def checkpoint(self):
+        """Copy the WAL back into the database file.
+
+        PERF: SQLite's automatic checkpoint runs inside the commit that
+        fills the WAL, while that writer holds the file: every writer
+        waited for its page copies and fsyncs. Here it runs after the
+        writer's turn, and a passive checkpoint never blocks writers.
+        """
+        try:
+            raw = self._raw_connection()
+        except sa_exc.SQLAlchemyError as exc:
+            LOG.debug('No connection for a WAL checkpoint: %s', exc)
+            return
+        try:
+            sqlite_conn = raw.driver_connection
+            # NOTE: outside any transaction (isolation_level is None).
+            sqlite_conn.execute('PRAGMA wal_checkpoint(PASSIVE)')
+            self._checkpoints += 1
+            if self._checkpoints % ANALYZE_EVERY == 1:
+                # NOTE: in the writers' turn: it writes sqlite_stat1.
+                with self.turn():
+                    analyze(sqlite_conn.execute)
+        except Exception as exc:  # sqlite3.Error, whatever the module
+            LOG.debug('WAL checkpoint failed: %s', exc)
+        finally:
+            raw.close()
+
+    def _file(self):
+        # NOTE: an flock belongs to the open file description, which a
+        # forked child shares: every process opens its own.
+        pid = os.getpid()
+        if self._handle is None or self._pid != pid:
+            self.close()
+            self._handle = os.fdopen(os.open(
+                self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
+                PRIVATE_FILE), 'a+')
+            self._pid = pid
+            # NOTE: closed with the queue, also when nobody calls close().
+            self._closer = weakref.finalize(self, self._handle.close)
+        return self._handle
+
+    def close(self):
+        # NOTE: in a forked child this closes only the child's descriptor;
+        # the parent keeps its own, and its lock.
+        if self._handle is not None:
+            self._closer()
+            self._handle = None
+
+    @contextlib.contextmanager
+    def turn(self):
+        deadline = time.monotonic() + self._timeout
+        if not self._threads.acquire(timeout=self._timeout):
+            raise errors.Unavailable(failures.UNAVAILABLE)
+        try:
+            try:
+                handle = self._file()
+            except OSError as exc:
+                LOG.warning('Cannot open the SQLite writer lock %s: %s',
+                            self._path, exc)
+                yield
+                return
+            pause = self._POLL_FIRST
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        LOG.warning('SQLite database stayed locked for the '
+                                    'whole busy timeout')
+                        raise errors.Unavailable(
+                            failures.UNAVAILABLE) from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, self._POLL_MAX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+@contextlib.contextmanager
+def schema_lock(database):
+    """Keep two processes from migrating the SQLite file ``database`` at
+    once."""
+    path = database + '.lock'
+    try:
+        handle = open(path, 'a+')
+    except OSError as exc:
+        LOG.warning('Cannot open schema lock %s: %s', path, exc)
+        raise errors.Unavailable(failures.UNAVAILABLE) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
