@@ -82,6 +82,7 @@ class _Transaction(base.Transaction):
 
     def __init__(self, driver, conn, lock_reads=False, reconnected=False):
         self._driver = driver
+        self._statements = driver._statements
         self._conn = conn
         # A change is run again at most once for a dead connection.
         self._reconnected = reconnected
@@ -91,7 +92,8 @@ class _Transaction(base.Transaction):
         # writes name the very row that was read.
         self._pks = {}
         # (version, stored JSON text) of the same documents: an update
-        # rewrites only the index rows that changed (see _update_terms).
+        # rewrites only the index rows that changed (see
+        # Statements.update_terms).
         self._texts = {}
 
     @contextlib.contextmanager
@@ -111,8 +113,8 @@ class _Transaction(base.Transaction):
         values = statements.get_values(doc_id, scope)
         if values is None:
             return None
-        prepared = self._driver._statements.get(kind, scope, in_change=True,
-                                                lock=self._lock_reads)
+        prepared = self._statements.get(kind, scope, in_change=True,
+                                        lock=self._lock_reads)
         with self._guard('reading a document'):
             row = self._conn.exec_driver_sql(
                 prepared.sql, prepared.parameters(values)).first()
@@ -132,8 +134,8 @@ class _Transaction(base.Transaction):
                 self._conn, kind, doc_id, project_id, user_id, created_at,
                 text)
             if pk is not None:
-                self._driver._write_terms(self._conn, kind, pk, doc,
-                                          replace=False)
+                self._statements.write_terms(self._conn, kind, pk, doc,
+                                             replace=False)
         if pk is None:
             raise base.IdTaken(f'{kind} {doc_id!r} already exists')
         key = _record_key(kind, project_id, doc_id)
@@ -172,7 +174,7 @@ class _Transaction(base.Transaction):
         with self._guard('updating a document'):
             if pk is not None:
                 # the row this change read: the common case, prepared
-                prepared = self._driver._statements.update(record.kind)
+                prepared = self._statements.update(record.kind)
                 matched = self._conn.exec_driver_sql(
                     prepared.sql, prepared.parameters({
                         'w_pk': pk, 'w_version': record.version,
@@ -191,11 +193,11 @@ class _Transaction(base.Transaction):
                             table, record.kind, record.project_id,
                             record.id))).scalar_one()
             if matched and old_text is not None:
-                self._driver._update_terms(self._conn, record.kind, pk,
-                                           json.loads(old_text), doc)
+                self._statements.update_terms(self._conn, record.kind, pk,
+                                              json.loads(old_text), doc)
             elif matched:
-                self._driver._write_terms(self._conn, record.kind, pk, doc,
-                                          replace=True)
+                self._statements.write_terms(self._conn, record.kind, pk,
+                                             doc, replace=True)
         if not matched:
             raise self.lost_race()
         self._pks[key] = pk
@@ -338,8 +340,7 @@ class SQLAlchemyDriver(base.StorageDriver):
                     return pooled.driver_connection.execute(
                         prepared.sql, params).fetchall()
             except dbapi_error as exc:
-                raise failures.unavailable(
-                    what, failures.Raw(exc)) from None
+                raise failures.unavailable(what, exc) from None
             finally:
                 pooled.close()
 
@@ -362,46 +363,6 @@ class SQLAlchemyDriver(base.StorageDriver):
                 return None
             raise
         return result.lastrowid
-
-    def _write_terms(self, conn, kind, pk, doc, replace):
-        table = models.terms[kind]
-        if replace:
-            conn.execute(sa.delete(table).where(table.c.doc_pk == pk))
-        self._insert_terms(conn, kind, models.term_rows(pk, doc))
-
-    def _insert_terms(self, conn, kind, rows):
-        """Insert index rows (dicts of ``models.term_rows``).
-
-        PERF: one executemany of prepared SQL; through a Core insert,
-        SQLAlchemy processes the parameters of every row on its own.
-        """
-        if not rows:
-            return
-        prepared = self._statements.terms(kind, tuple(rows[0]))
-        conn.exec_driver_sql(prepared.sql,
-                             [prepared.parameters(row) for row in rows])
-
-    def _update_terms(self, conn, kind, pk, old_doc, doc):
-        """Turn the index rows of ``old_doc`` into those of ``doc``.
-
-        PERF: a PATCH or a session action changes a few leaves of a
-        document; deleting and inserting only those rows spares the index
-        maintenance of all the others.
-        """
-        def by_term(rows):
-            return {(r['path'], r['key'], r['value']): r for r in rows}
-
-        old = by_term(models.term_rows(pk, old_doc))
-        new = by_term(models.term_rows(pk, doc))
-        gone = [{'t_pk': pk, 't_path': path, 't_key': key, 't_value': value}
-                for (path, key, value) in old if (path, key, value) not in new]
-        if gone:
-            prepared = self._statements.terms_gone(kind)
-            conn.exec_driver_sql(prepared.sql, [prepared.parameters(row)
-                                                for row in gone])
-        self._insert_terms(conn, kind,
-                           [row for term, row in new.items()
-                            if term not in old])
 
     # -- documents ---------------------------------------------------------
 

@@ -13,7 +13,7 @@ from freezer_api.storage import base
 from freezer_api.storage import errors
 
 __all__ = ['RETRY', 'DUPLICATE', 'BUSY', 'TIMEOUT', 'DISCONNECT', 'FAILED',
-           'UNAVAILABLE', 'classify', 'unavailable', 'translate', 'Raw']
+           'UNAVAILABLE', 'classify', 'unavailable', 'translate']
 
 LOG = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ _SQLITE_DUPLICATE = {2067, 1555}
 
 
 def classify(exc):
-    """One of the outcomes above for a SQLAlchemy error (or a ``Raw``)."""
-    orig = getattr(exc, 'orig', None)
+    """One of the outcomes above for a SQLAlchemy error, or for a DB-API
+    error met outside SQLAlchemy (a raw connection's)."""
+    orig = getattr(exc, 'orig', exc)
     if getattr(exc, 'connection_invalidated', False):
         return DISCONNECT
     args = getattr(orig, 'args', None)
@@ -116,15 +117,3 @@ def translate(what, exc, optimistic=False, may_reconnect=False):
                  'a new one: %s', what, exc)
         return base.Reconnect()
     return unavailable(what, exc)
-
-
-class Raw:
-    """A DB-API error met outside SQLAlchemy, shaped for ``classify``."""
-
-    connection_invalidated = False
-
-    def __init__(self, error):
-        self.orig = error
-
-    def __str__(self):
-        return str(self.orig)

@@ -1,4 +1,5 @@
-"""The driver's statements, compiled once per shape to the engine's SQL.
+"""The driver's statements, compiled once per shape to the engine's SQL,
+and the upkeep of the inverted index they search.
 
 A search (``storage.query.Query``) becomes one SELECT on the documents
 table whose conditions are subqueries on the inverted index
@@ -147,21 +148,58 @@ class Statements:
             .values(doc=sa.bindparam('new_doc'),
                     version=sa.bindparam('new_version')))
 
-    def terms(self, kind, names):
-        """Insert index rows of the columns ``names``."""
+    # -- the index -------------------------------------------------------
+
+    def write_terms(self, conn, kind, pk, doc, replace):
+        """Index ``doc``, stored in row ``pk``; ``replace`` its rows."""
         table = models.terms[kind]
-        return self.prepared(
+        if replace:
+            conn.execute(sa.delete(table).where(table.c.doc_pk == pk))
+        self._insert_terms(conn, kind, models.term_rows(pk, doc))
+
+    def update_terms(self, conn, kind, pk, old_doc, doc):
+        """Turn the index rows of ``old_doc`` into those of ``doc``.
+
+        PERF: a PATCH or a session action changes a few leaves of a
+        document; deleting and inserting only those rows spares the index
+        maintenance of all the others.
+        """
+        def by_term(rows):
+            return {(r['path'], r['key'], r['value']): r for r in rows}
+
+        old = by_term(models.term_rows(pk, old_doc))
+        new = by_term(models.term_rows(pk, doc))
+        gone = [{'t_pk': pk, 't_path': path, 't_key': key, 't_value': value}
+                for (path, key, value) in old if (path, key, value) not in new]
+        if gone:
+            table = models.terms[kind]
+            prepared = self.prepared(('terms-gone', kind), lambda: sa.delete(
+                table).where(table.c.doc_pk == sa.bindparam('t_pk'),
+                             table.c.path == sa.bindparam('t_path'),
+                             table.c.key == sa.bindparam('t_key'),
+                             table.c.value == sa.bindparam('t_value')))
+            conn.exec_driver_sql(prepared.sql, [prepared.parameters(row)
+                                                for row in gone])
+        self._insert_terms(conn, kind, [row for term, row in new.items()
+                                        if term not in old])
+
+    def _insert_terms(self, conn, kind, rows):
+        """Insert index rows (dicts of ``models.term_rows``).
+
+        PERF: one executemany of prepared SQL; through a Core insert,
+        SQLAlchemy processes the parameters of every row on its own.
+        """
+        if not rows:
+            return
+        table = models.terms[kind]
+        names = tuple(rows[0])
+        prepared = self.prepared(
             ('terms', kind, names), lambda: sa.insert(table).values(
                 {name: sa.bindparam(name) for name in names}))
+        conn.exec_driver_sql(prepared.sql,
+                             [prepared.parameters(row) for row in rows])
 
-    def terms_gone(self, kind):
-        """Delete one index row (t_pk, t_path, t_key, t_value)."""
-        table = models.terms[kind]
-        return self.prepared(('terms-gone', kind), lambda: sa.delete(
-            table).where(table.c.doc_pk == sa.bindparam('t_pk'),
-                         table.c.path == sa.bindparam('t_path'),
-                         table.c.key == sa.bindparam('t_key'),
-                         table.c.value == sa.bindparam('t_value')))
+    # -- reads -------------------------------------------------------------
 
     def get(self, kind, scope, in_change=False, lock=False):
         """Select one document (values: ``get_values``); in a change, its
