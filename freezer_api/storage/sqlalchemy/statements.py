@@ -29,7 +29,10 @@ class Prepared:
     running it through a Connection cost about 0.45 ms per GET of one
     document, ten times the query itself. The hot statements are built
     once per shape with named parameters, compiled once per engine, and run
-    as plain SQL with their values.
+    as plain SQL with their values. ``python -m bench`` on SQLite (Dec
+    2026): SQLAlchemy's own way (statements built per call, its compiled
+    cache) cost 2-2.5x the server CPU per request on GET and poll, 1.5x on
+    session cycles.
     """
 
     __slots__ = ('sql', 'names', 'constants')
