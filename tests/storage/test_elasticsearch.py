@@ -13,6 +13,7 @@ from freezer_api.storage import errors
 from freezer_api.storage import query as q
 from freezer_api.storage.base import Scope
 from freezer_api.storage.elasticsearch import driver as es_driver
+from freezer_api.storage.elasticsearch import journal as es_journal
 from freezer_api.storage.elasticsearch import mappings
 from freezer_api.storage.query import Query
 from freezer_api.storage.query import Term
@@ -364,17 +365,17 @@ class TestElasticsearch(contract.StorageContract,
             txn.update(b, {'n': b.doc['n'] + 10})
 
         seen = []
-        original = es_driver.ElasticsearchDriver._undo
+        original = es_journal.Journal.undo
 
         def spy(self, applied):
             seen.append([key for key, _, _ in applied])
             return original(self, applied)
 
-        es_driver.ElasticsearchDriver._undo = spy
+        es_journal.Journal.undo = spy
         try:
             driver.atomic(change)
         finally:
-            es_driver.ElasticsearchDriver._undo = original
+            es_journal.Journal.undo = original
             other.close()
         assert len(runs) == 2
         assert seen == [[es_driver.doc_key('sessions', None, 'a')]]
