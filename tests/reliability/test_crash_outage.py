@@ -124,8 +124,8 @@ CHILD = textwrap.dedent("""\
         'elasticsearch.hosts': [hosts], 'elasticsearch.index': index})
     driver = es.ElasticsearchDriver(conf)
     writes = []
-    real_write = driver._conditional_write
-    real_finish = driver._finish_intent
+    real_write = driver.journal.write_one
+    real_finish = driver.journal.finish
 
     def write(*args, **kwargs):
         if die == str(len(writes)):
@@ -138,9 +138,9 @@ CHILD = textwrap.dedent("""\
             os.kill(os.getpid(), signal.SIGKILL)
         return real_finish(*args, **kwargs)
 
-    driver._conditional_write = write
-    driver._finish_intent = finish
-    driver._next_sweep = float('inf')   # this process only writes
+    driver.journal.write_one = write
+    driver.journal.finish = finish
+    driver.journal.next_sweep = float('inf')   # this process only writes
     caller = base.Caller(Scope('p1'), base.Owner('p1', 'u1', 'u1'))
     Services(driver).sessions.add_job(caller, session_id, job_id)
     print('not killed')
@@ -183,7 +183,7 @@ def test_journal_rolls_back_a_change_cut_by_kill_9(tmp_path,
         assert written == {'0': 0, '1': 1, 'before-close': 2}[die]
 
         # the next change of any process rolls the cut change back
-        driver._next_sweep = 0.0
+        driver.journal.next_sweep = 0.0
         services.sessions.update(caller, session_id, {'description': 'x'})
         job = driver.get('jobs', job_id, Scope('p1'))
         session = driver.get('sessions', session_id, Scope('p1'))
@@ -232,7 +232,7 @@ def test_roll_back_spares_a_later_identical_write(tmp_path,
     try:
         driver.upgrade_schema()
         services, caller, job_id, session_id = _job_and_session(driver)
-        real_write, real_undo = driver._conditional_write, driver._undo
+        real_write, real_undo = driver.journal.write_one, driver.journal.undo
         lost = []
 
         def write(key, entry, *args, **kwargs):
@@ -245,11 +245,11 @@ def test_roll_back_spares_a_later_identical_write(tmp_path,
             real_undo(applied)
             return False            # ... and the undo's answer was lost
 
-        driver._conditional_write = write
-        driver._undo = undo
-        driver._next_sweep = float('inf')
+        driver.journal.write_one = write
+        driver.journal.undo = undo
+        driver.journal.next_sweep = float('inf')
         services.sessions.add_job(caller, session_id, job_id)  # acknowledged
-        driver._undo = real_undo
+        driver.journal.undo = real_undo
         assert lost
         assert _membership(driver, job_id, session_id) == (session_id,
                                                            [job_id])
@@ -276,7 +276,7 @@ def test_writer_that_lost_its_intent_undoes_its_change(tmp_path,
         driver.upgrade_schema()
         services, caller, job_id, session_id = _job_and_session(driver)
         before = _membership(driver, job_id, session_id)
-        real_write = driver._conditional_write
+        real_write = driver.journal.write_one
         swept = []
 
         def write(key, entry, *args, **kwargs):
@@ -284,8 +284,8 @@ def test_writer_that_lost_its_intent_undoes_its_change(tmp_path,
                 swept.append(sweeper.recover_interrupted(everything=True))
             return real_write(key, entry, *args, **kwargs)
 
-        driver._conditional_write = write
-        driver._next_sweep = float('inf')
+        driver.journal.write_one = write
+        driver.journal.next_sweep = float('inf')
         with pytest.raises(errors.Unavailable):
             services.sessions.add_job(caller, session_id, job_id)
         assert swept == [1]

@@ -13,6 +13,7 @@ from freezer_api.storage import errors
 from freezer_api.storage import query as q
 from freezer_api.storage.base import Scope
 from freezer_api.storage.elasticsearch import driver as es_driver
+from freezer_api.storage.elasticsearch import journal as es_journal
 from freezer_api.storage.elasticsearch import mappings
 from freezer_api.storage.query import Query
 from freezer_api.storage.query import Term
@@ -364,17 +365,17 @@ class TestElasticsearch(contract.StorageContract,
             txn.update(b, {'n': b.doc['n'] + 10})
 
         seen = []
-        original = es_driver.ElasticsearchDriver._undo
+        original = es_journal.Journal.undo
 
         def spy(self, applied):
             seen.append([key for key, _, _ in applied])
             return original(self, applied)
 
-        es_driver.ElasticsearchDriver._undo = spy
+        es_journal.Journal.undo = spy
         try:
             driver.atomic(change)
         finally:
-            es_driver.ElasticsearchDriver._undo = original
+            es_journal.Journal.undo = original
             other.close()
         assert len(runs) == 2
         assert seen == [[es_driver.doc_key('sessions', None, 'a')]]
@@ -394,3 +395,33 @@ class TestElasticsearch(contract.StorageContract,
                                        'doc'}
         assert json.loads(json.dumps(raw['_source']['doc'])) == {
             'job_id': 'j', 'x': [1]}
+
+    def test_typed_copy_is_searchable_by_operators(self, backend, driver):
+        """The typed copy is never read back by the driver, but it is what
+        operators query (and what ``freezer-manage -m KIND`` syncs and
+        shows): ids as keywords, counters as longs; a value of the wrong
+        type is left out of it, never refused."""
+        contract.add(driver, 'jobs', 'j1', doc={
+            'job_id': 'j1', 'job_schedule': {'time_created': 1000}})
+        contract.add(driver, 'jobs', 'j2', doc={
+            'job_id': 'j2', 'job_schedule': {'time_created': 'soon'}})
+        contract.add(driver, 'backups', 'b1', doc={
+            'backup_metadata': {'level': 2, 'encrypted': True}})
+
+        def search(query):
+            response = requests.post(
+                f'{backend.server.url}/{backend.index}/_search',
+                json={'query': query}, timeout=30)
+            assert response.status_code == 200, response.text
+            return sorted(hit['_source']['id']
+                          for hit in response.json()['hits']['hits'])
+
+        assert search({'term': {'jobs.job_id': 'j2'}}) == ['j2']
+        assert search({'range': {'jobs.job_schedule.time_created': {
+            'gte': 999}}}) == ['j1']
+        assert search({'bool': {'filter': [
+            {'range': {'backups.backup_metadata.level': {'lte': 2}}},
+            {'term': {'backups.backup_metadata.encrypted': True}}]}}) == [
+                'b1']
+        assert driver.get('jobs', 'j2', contract.ALL).doc[
+            'job_schedule'] == {'time_created': 'soon'}

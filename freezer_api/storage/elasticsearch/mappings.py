@@ -15,10 +15,14 @@ built from ``storage.query.leaves`` exactly as the SQL driver's term rows
 (see ``search_fields``); they and the typed copy are left out of the stored
 ``_source``. The typed copy under the kind's name maps ids and owner fields
 as keywords, times and counters as longs, flags as booleans and free text as
-analysed text, for operators who browse the index (Kibana, _search); the
-driver itself never reads it. A document written by a change of several
+analysed text. The driver never reads it back (its searches use the search
+index); it is there for operators who query the index directly (Kibana,
+``_search`` on e.g. ``jobs.job_id`` or ``backups.backup_metadata.level``),
+and it is what ``freezer-manage db sync|update|show -m KIND`` acts on: the
+per-kind mappings of spec F. ``tests/storage/test_elasticsearch.py`` keeps
+it searchable. A document written by a change of several
 documents also holds ``"txn": <key of that change's journal entry>`` (see
-the driver's "Journal"); an index created before that field existed gets it
+``journal``); an index created before that field existed gets it
 from ``freezer-manage db sync``.
 """
 
@@ -128,7 +132,7 @@ INTERNAL_FIELDS = {
     'version': {'type': 'long', 'index': False},
     'created_at': {'type': 'long'},
     # The journal entry of the multi-document change that wrote the
-    # document (driver, "Journal"); absent otherwise.
+    # document (see ``journal``); absent otherwise.
     'txn': {'type': 'keyword', 'index': False, 'doc_values': False},
     # The document itself: kept in _source, never parsed into fields (its
     # keys are chosen by clients, their types vary).
