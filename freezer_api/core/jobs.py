@@ -185,7 +185,7 @@ class JobManager(base.Manager):
     def create(self, caller: base.Caller, body) -> str:
         body = prepare(body)
         body.setdefault('job_schedule', {})
-        schemas.validate('JOB', body)
+        schemas.validate(schemas.JOB, body)
         run_times.check_time_zone(body['job_schedule'])
         job_id = self.new_id()
         owner = caller.owner
@@ -211,7 +211,7 @@ class JobManager(base.Manager):
         base.check_id(job_id, 'job_id')
         body = prepare(body)
         body.setdefault('job_schedule', {})
-        schemas.validate('JOB', body)
+        schemas.validate(schemas.JOB, body)
         run_times.check_time_zone(body['job_schedule'])
         owner = caller.owner
 
@@ -241,15 +241,15 @@ class JobManager(base.Manager):
                expected_version=None):
         """Deep-merge ``body`` into the job (spec D6)."""
         patch = prepare(body)
-        schemas.validate('JOB_PATCH', patch)
+        schemas.validate(schemas.JOB_PATCH, patch)
         run_times.check_time_zone(patch.get('job_schedule'))
 
         def finish(txn, doc):
             if 'job_actions' in patch or 'client_id' in patch:
                 self._finish(txn, caller, doc)
 
-        return self.merge(caller, job_id, patch, 'JOB', expected_version,
-                          finish)
+        return self.merge(caller, job_id, patch, schemas.JOB,
+                          expected_version, finish)
 
     def delete(self, caller, job_id):
         """Delete the job and take it out of its session (spec D10)."""

@@ -211,7 +211,7 @@ class SessionManager(base.Manager):
 
     def create(self, caller: base.Caller, body) -> str:
         body = self._body(body)
-        schemas.validate('SESSION', body)
+        schemas.validate(schemas.SESSION, body)
         run_times.check_time_zone(body.get('schedule'))
         session_id = self.new_id()
         owner = caller.owner
@@ -227,7 +227,7 @@ class SessionManager(base.Manager):
         """Create or replace a session; its job membership is kept."""
         base.check_id(session_id, 'session_id')
         body = self._body(body)
-        schemas.validate('SESSION', body)
+        schemas.validate(schemas.SESSION, body)
         run_times.check_time_zone(body.get('schedule'))
         owner = caller.owner
 
@@ -247,9 +247,9 @@ class SessionManager(base.Manager):
 
     def update(self, caller, session_id, body, expected_version=None):
         patch = self._body(body)
-        schemas.validate('SESSION_PATCH', patch)
+        schemas.validate(schemas.SESSION_PATCH, patch)
         run_times.check_time_zone(patch.get('schedule'))
-        return self.merge(caller, session_id, patch, 'SESSION',
+        return self.merge(caller, session_id, patch, schemas.SESSION,
                           expected_version)
 
     def delete(self, caller, session_id):
