@@ -299,10 +299,10 @@ class SessionManager(base.Manager):
             previous = job.doc.get('session_id')
             if previous and previous != session_id:
                 old = txn.get(self.kind, previous, base.project_scope(scope))
-                if old is not None and job_id in old.doc.get('jobs', {}):
-                    old_jobs = dict(old.doc['jobs'])
-                    del old_jobs[job_id]
-                    txn.update(old, {**old.doc, 'jobs': old_jobs})
+                remaining = (None if old is None else
+                             jobs_rules.session_without_job(old.doc, job_id))
+                if remaining is not None:
+                    txn.update(old, remaining)
             schedule = job.doc.get('job_schedule') or {}
             jobs = dict(session.doc.get('jobs') or {})
             if job_id not in jobs:
@@ -330,12 +330,11 @@ class SessionManager(base.Manager):
         def write(txn):
             session = self.load(txn, scope, session_id)
             job = txn.get('jobs', job_id, scope)
-            jobs = dict(session.doc.get('jobs') or {})
-            if job_id not in jobs and job is None:
+            remaining = jobs_rules.session_without_job(session.doc, job_id)
+            if remaining is None and job is None:
                 raise NotFound(f'No job found with ID {job_id}')
-            if job_id in jobs:
-                del jobs[job_id]
-                txn.update(session, {**session.doc, 'jobs': jobs})
+            if remaining is not None:
+                txn.update(session, remaining)
             if job is not None and job.doc.get('session_id') == session_id:
                 txn.update(job, jobs_rules.detach_from_session(job.doc))
 
