@@ -63,6 +63,19 @@ def with_defaults(doc: dict) -> dict:
     return shown
 
 
+def session_document(body: dict, session_id: str, user_id: str,
+                     project_id: str, jobs=None) -> dict:
+    """The stored session made of a valid ``body`` (create, replace).
+
+    The server sets the id, the owner and the job list (kept by the
+    job routes, so a replace keeps it); ``NEW_SESSION_STATE`` fills what
+    the body leaves out.
+    """
+    return {**NEW_SESSION_STATE, **body, 'jobs': {} if jobs is None else jobs,
+            'session_id': session_id, 'user_id': user_id,
+            'project_id': project_id}
+
+
 def _window_open(session, now):
     """Whether the hold-off window of the last run start is open.
 
@@ -215,9 +228,8 @@ class SessionManager(base.Manager):
         run_times.check_time_zone(body.get('schedule'))
         session_id = self.new_id()
         owner = caller.owner
-        doc = {**NEW_SESSION_STATE, **body, 'jobs': {},
-               'session_id': session_id, 'user_id': owner.user_id,
-               'project_id': owner.project_id}
+        doc = session_document(body, session_id, owner.user_id,
+                               owner.project_id)
         self.storage.create(self.kind, session_id, owner.project_id,
                             owner.user_id, self.created_at(), doc)
         return session_id
@@ -232,15 +244,13 @@ class SessionManager(base.Manager):
         owner = caller.owner
 
         def new_doc(txn):
-            return {**NEW_SESSION_STATE, **body, 'jobs': {},
-                    'session_id': session_id, 'user_id': owner.user_id,
-                    'project_id': owner.project_id}
+            return session_document(body, session_id, owner.user_id,
+                                    owner.project_id)
 
         def replacement(txn, record):
-            return {**NEW_SESSION_STATE, **body,
-                    'jobs': record.doc.get('jobs', {}),
-                    'session_id': session_id, 'user_id': record.user_id,
-                    'project_id': record.project_id}
+            return session_document(body, session_id, record.user_id,
+                                    record.project_id,
+                                    jobs=record.doc.get('jobs', {}))
 
         return self.upsert(caller, session_id, new_doc, replacement,
                            expected_version)
