@@ -26,7 +26,7 @@ class ActionManager(base.Manager):
     def create(self, caller: base.Caller, body) -> str:
         """Store an action; a given ``action_id`` is kept unless taken."""
         body = base.without(base.require_object(body), base.SERVER_FIELDS)
-        schemas.validate('ACTION', body)
+        schemas.validate(schemas.ACTION, body)
         action_id = body.get('action_id') or self.new_id()
         owner = caller.owner
         doc = self._document(body, action_id, owner.project_id,
@@ -44,7 +44,7 @@ class ActionManager(base.Manager):
         base.check_id(action_id, 'action_id')
         body = base.without(base.require_object(body),
                             ('action_id',) + base.SERVER_FIELDS)
-        schemas.validate('ACTION', body)
+        schemas.validate(schemas.ACTION, body)
         owner = caller.owner
         return self.upsert(
             caller, action_id,
@@ -58,8 +58,8 @@ class ActionManager(base.Manager):
         """Deep-merge ``body`` into the action."""
         patch = base.without(base.require_object(body),
                              ACTION_IDS + base.SERVER_FIELDS)
-        schemas.validate('ACTION_PATCH', patch)
-        return self.merge(caller, action_id, patch, 'ACTION',
+        schemas.validate(schemas.ACTION_PATCH, patch)
+        return self.merge(caller, action_id, patch, schemas.ACTION,
                           expected_version)
 
     def resolve_references(self, txn, caller: base.Caller, job_actions):

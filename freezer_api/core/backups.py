@@ -100,7 +100,7 @@ class BackupManager(base.Manager):
     def create(self, caller: base.Caller, body) -> str:
         """Store the metadata ``body`` as a new backup; return its id."""
         body = normalize(base.require_object(body, 'backup metadata'))
-        schemas.validate('BACKUP_METADATA', body)
+        schemas.validate(schemas.BACKUP_METADATA, body)
         backup_id = self.new_id()
         owner = caller.owner
         doc = {
@@ -122,7 +122,7 @@ class BackupManager(base.Manager):
         """
         patch = base.without(base.require_object(body),
                              BACKUP_SERVER_FIELDS)
-        schemas.validate('BACKUP_PATCH', patch)
+        schemas.validate(schemas.BACKUP_PATCH, patch)
 
         def change(txn):
             record = self.load(txn, caller.scope, backup_id,
@@ -134,7 +134,7 @@ class BackupManager(base.Manager):
                 metadata = normalize(deep_merge(
                     doc.get('backup_metadata') or {},
                     patch['backup_metadata']))
-                schemas.validate('BACKUP_METADATA', metadata)
+                schemas.validate(schemas.BACKUP_METADATA, metadata)
                 doc['backup_metadata'] = metadata
             if doc == record.doc:
                 return record

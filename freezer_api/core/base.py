@@ -134,18 +134,18 @@ class Manager:
         except storage_errors.NotFound:
             raise self.missing(doc_id)
 
-    def merge(self, caller, doc_id, patch, schema_id, expected_version=None,
-              finish=None):
+    def merge(self, caller, doc_id, patch, schema: dict,
+              expected_version=None, finish=None):
         """Deep-merge ``patch`` into a document atomically (spec D6).
 
-        The merged document must satisfy ``schema_id``; ``finish(txn,
+        The merged document must satisfy ``schema``; ``finish(txn,
         doc)`` may add work to the same transaction. A patch that changes
         nothing writes nothing.
         """
         def write(txn):
             record = self.load(txn, caller.scope, doc_id, expected_version)
             doc = deep_merge(record.doc, patch)
-            schemas.validate(schema_id, doc)
+            schemas.validate(schema, doc)
             if finish is not None:
                 finish(txn, doc)
             if doc == record.doc:

@@ -84,7 +84,7 @@ class ClientManager(base.Manager):
         """Register a client; its ``client_id`` is unique in the project."""
         info = base.without(_unwrap(base.require_object(body)),
                             base.SERVER_FIELDS)
-        schemas.validate('CLIENT', info)
+        schemas.validate(schemas.CLIENT, info)
         if info.get('is_central') and not self.central_enabled:
             raise InvalidInput(
                 'Central schedulers are not enabled on this service '
@@ -107,7 +107,7 @@ class ClientManager(base.Manager):
         # NOTE: ids are ignored, not refused, as in every PATCH (spec D6).
         patch = base.without(_unwrap(base.require_object(body)),
                              ('client_id', 'uuid') + base.SERVER_FIELDS)
-        schemas.validate('CLIENT_PATCH', patch)
+        schemas.validate(schemas.CLIENT_PATCH, patch)
 
         def change(txn):
             record = self.load(txn, caller.scope, client_id,

@@ -110,6 +110,45 @@ def apply_event(doc: dict, event: str):
     return {**doc, 'job_schedule': schedule}, 'success'
 
 
+def job_document(body: dict, job_id: str, user_id: str, project_id: str,
+                 session_id: str = '', session_tag=0) -> dict:
+    """The stored job made of a prepared, valid ``body`` (create, replace).
+
+    The server sets the id, the owner and the session link (kept by the
+    session routes); ``description`` and ``session_tag`` have defaults.
+    """
+    return {'description': '', 'session_tag': session_tag,
+            **copy.deepcopy(body), 'job_id': job_id,
+            'session_id': session_id, 'user_id': user_id,
+            'project_id': project_id}
+
+
+def start_schedule(doc: dict, now: int, keep_given: bool) -> dict:
+    """Set the run times of a new job: created ``now``, never run.
+
+    On create the server forces them (spec §2.3). A replace of an absent
+    id keeps the times the client sends (``keep_given``): a replace stores
+    the body as given (spec §2.3, step 4, sets only the id and owner, as
+    upstream's POST /v1/jobs/{id} does), so a scheduler that re-sends a job
+    it knows keeps its creation time; missing times get the defaults.
+    """
+    times = {'time_created': now, 'time_started': -1, 'time_ended': -1}
+    schedule = doc['job_schedule']
+    doc['job_schedule'] = ({**times, **schedule} if keep_given
+                           else {**schedule, **times})
+    return doc
+
+
+def session_without_job(session: dict, job_id: str) -> dict | None:
+    """The session document without ``job_id`` in its job list, or None
+    when the job is not in it (nothing to write)."""
+    jobs = session.get('jobs') or {}
+    if not isinstance(jobs, dict) or job_id not in jobs:
+        return None
+    return {**session, 'jobs': {other: entry for other, entry in jobs.items()
+                                if other != job_id}}
+
+
 def detach_from_session(doc: dict) -> dict:
     """The job as it is once out of its session (spec D10)."""
     schedule = dict(doc.get('job_schedule') or {})
@@ -137,11 +176,6 @@ class JobManager(base.Manager):
         self.actions = actions
         self.clients = clients
         self.trusts = trusts
-
-    def _new_schedule(self, schedule):
-        schedule.setdefault('time_created', self.now())
-        schedule.setdefault('time_started', -1)
-        schedule.setdefault('time_ended', -1)
 
     def _finish(self, txn, caller, doc):
         """Fill in referenced actions, check the client, keep the job's
@@ -185,16 +219,13 @@ class JobManager(base.Manager):
     def create(self, caller: base.Caller, body) -> str:
         body = prepare(body)
         body.setdefault('job_schedule', {})
-        schemas.validate('JOB', body)
+        schemas.validate(schemas.JOB, body)
         run_times.check_time_zone(body['job_schedule'])
         job_id = self.new_id()
         owner = caller.owner
-        schedule = body['job_schedule']
-        schedule.update(time_created=self.now(), time_started=-1,
-                        time_ended=-1)
-        doc = {'description': '', 'session_tag': 0, **body,
-               'job_id': job_id, 'session_id': '',
-               'user_id': owner.user_id, 'project_id': owner.project_id}
+        doc = start_schedule(
+            job_document(body, job_id, owner.user_id, owner.project_id),
+            self.now(), keep_given=False)
 
         def write(txn):
             stored = copy.deepcopy(doc)
@@ -211,27 +242,22 @@ class JobManager(base.Manager):
         base.check_id(job_id, 'job_id')
         body = prepare(body)
         body.setdefault('job_schedule', {})
-        schemas.validate('JOB', body)
+        schemas.validate(schemas.JOB, body)
         run_times.check_time_zone(body['job_schedule'])
         owner = caller.owner
 
         def new_doc(txn):
-            doc = copy.deepcopy(body)
-            self._new_schedule(doc['job_schedule'])
-            doc = {'description': '', 'session_tag': 0, **doc,
-                   'job_id': job_id, 'session_id': '',
-                   'user_id': owner.user_id, 'project_id': owner.project_id}
+            doc = start_schedule(
+                job_document(body, job_id, owner.user_id, owner.project_id),
+                self.now(), keep_given=True)
             return self._finish(txn, caller, doc)
 
         def replacement(txn, record):
             old = record.doc
-            doc = {'description': '', **copy.deepcopy(body),
-                   'job_id': job_id,
-                   'session_id': old.get('session_id', ''),
-                   'session_tag': body.get('session_tag',
-                                           old.get('session_tag', 0)),
-                   'user_id': record.user_id,
-                   'project_id': record.project_id}
+            doc = job_document(body, job_id, record.user_id,
+                               record.project_id,
+                               session_id=old.get('session_id', ''),
+                               session_tag=old.get('session_tag', 0))
             return self._finish(txn, caller, doc)
 
         return self.upsert(caller, job_id, new_doc, replacement,
@@ -241,15 +267,15 @@ class JobManager(base.Manager):
                expected_version=None):
         """Deep-merge ``body`` into the job (spec D6)."""
         patch = prepare(body)
-        schemas.validate('JOB_PATCH', patch)
+        schemas.validate(schemas.JOB_PATCH, patch)
         run_times.check_time_zone(patch.get('job_schedule'))
 
         def finish(txn, doc):
             if 'job_actions' in patch or 'client_id' in patch:
                 self._finish(txn, caller, doc)
 
-        return self.merge(caller, job_id, patch, 'JOB', expected_version,
-                          finish)
+        return self.merge(caller, job_id, patch, schemas.JOB,
+                          expected_version, finish)
 
     def delete(self, caller, job_id):
         """Delete the job and take it out of its session (spec D10)."""
@@ -260,11 +286,10 @@ class JobManager(base.Manager):
             if session_id:
                 session = txn.get('sessions', session_id,
                                   base.project_scope(caller.scope))
-                if session is not None and job_id in session.doc.get(
-                        'jobs', {}):
-                    jobs = dict(session.doc['jobs'])
-                    del jobs[job_id]
-                    txn.update(session, {**session.doc, 'jobs': jobs})
+                remaining = (None if session is None
+                             else session_without_job(session.doc, job_id))
+                if remaining is not None:
+                    txn.update(session, remaining)
             txn.delete(record)
 
         self.storage.atomic(write)

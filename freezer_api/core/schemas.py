@@ -302,11 +302,27 @@ _Validator = jsonschema.validators.extend(jsonschema.Draft7Validator,
                                           {'pattern': _pattern})
 
 
-@functools.cache
-def _validator(schema_id):
-    schema = globals()[schema_id]
-    _Validator.check_schema(schema)
-    return _Validator(schema)
+class _Checks:
+    """The compiled check and the validator of one schema, made once."""
+
+    def __init__(self, schema: dict):
+        _Validator.check_schema(schema)
+        self.schema = schema  # keeps ``id(schema)`` from being reused
+        self.fast = fastjsonschema.compile(schema)
+        self.full = _Validator(schema)
+
+
+# id(schema) -> its checks. Schemas are dicts, which are not hashable;
+# they are the module's constants, never changed once defined.
+_CHECKS: dict[int, _Checks] = {}
+
+
+def _checks_of(schema: dict) -> _Checks:
+    checks = _CHECKS.get(id(schema))
+    if checks is None or checks.schema is not schema:
+        # NOTE: two threads may both compile it; either result is right.
+        checks = _CHECKS[id(schema)] = _Checks(schema)
+    return checks
 
 
 def _describe(error):
@@ -323,16 +339,11 @@ def _describe(error):
     return f'{where}: {message}' if where else message
 
 
-@functools.cache
-def _fast_check(schema_id):
-    """A compiled check of the same schema (fastjsonschema)."""
-    return fastjsonschema.compile(globals()[schema_id])
-
-
-def validate(schema_id: str, document) -> None:
+def validate(schema: dict, document) -> None:
     """Raise ``InvalidInput`` naming the first rule ``document`` breaks.
 
-    ``schema_id`` is the name of one of the schemas of this module.
+    ``schema`` is one of the schemas of this module (the object, not its
+    name: ``schemas.validate(schemas.JOB, doc)``).
 
     PERF: jsonschema walks a job in about 0.25 ms, a tenth of a PATCH; a
     compiled check of the same schema takes a few microseconds. It only
@@ -340,12 +351,15 @@ def validate(schema_id: str, document) -> None:
     judges and describes, so the decision and the message stay
     jsonschema's (tests/core/test_schemas_fast.py checks they agree).
     """
+    if not isinstance(schema, dict):
+        raise TypeError(f'validate takes a schema object, not '
+                        f'{type(schema).__name__} {schema!r:.40}')
+    checks = _checks_of(schema)
     try:
-        _fast_check(schema_id)(document)
+        checks.fast(document)
         return
     except fastjsonschema.JsonSchemaException:
         pass
-    validator = _validator(schema_id)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    error = jsonschema.exceptions.best_match(checks.full.iter_errors(document))
     if error is not None:
         raise InvalidInput(_describe(error))

@@ -63,6 +63,19 @@ def with_defaults(doc: dict) -> dict:
     return shown
 
 
+def session_document(body: dict, session_id: str, user_id: str,
+                     project_id: str, jobs=None) -> dict:
+    """The stored session made of a valid ``body`` (create, replace).
+
+    The server sets the id, the owner and the job list (kept by the
+    job routes, so a replace keeps it); ``NEW_SESSION_STATE`` fills what
+    the body leaves out.
+    """
+    return {**NEW_SESSION_STATE, **body, 'jobs': {} if jobs is None else jobs,
+            'session_id': session_id, 'user_id': user_id,
+            'project_id': project_id}
+
+
 def _window_open(session, now):
     """Whether the hold-off window of the last run start is open.
 
@@ -211,13 +224,12 @@ class SessionManager(base.Manager):
 
     def create(self, caller: base.Caller, body) -> str:
         body = self._body(body)
-        schemas.validate('SESSION', body)
+        schemas.validate(schemas.SESSION, body)
         run_times.check_time_zone(body.get('schedule'))
         session_id = self.new_id()
         owner = caller.owner
-        doc = {**NEW_SESSION_STATE, **body, 'jobs': {},
-               'session_id': session_id, 'user_id': owner.user_id,
-               'project_id': owner.project_id}
+        doc = session_document(body, session_id, owner.user_id,
+                               owner.project_id)
         self.storage.create(self.kind, session_id, owner.project_id,
                             owner.user_id, self.created_at(), doc)
         return session_id
@@ -227,29 +239,27 @@ class SessionManager(base.Manager):
         """Create or replace a session; its job membership is kept."""
         base.check_id(session_id, 'session_id')
         body = self._body(body)
-        schemas.validate('SESSION', body)
+        schemas.validate(schemas.SESSION, body)
         run_times.check_time_zone(body.get('schedule'))
         owner = caller.owner
 
         def new_doc(txn):
-            return {**NEW_SESSION_STATE, **body, 'jobs': {},
-                    'session_id': session_id, 'user_id': owner.user_id,
-                    'project_id': owner.project_id}
+            return session_document(body, session_id, owner.user_id,
+                                    owner.project_id)
 
         def replacement(txn, record):
-            return {**NEW_SESSION_STATE, **body,
-                    'jobs': record.doc.get('jobs', {}),
-                    'session_id': session_id, 'user_id': record.user_id,
-                    'project_id': record.project_id}
+            return session_document(body, session_id, record.user_id,
+                                    record.project_id,
+                                    jobs=record.doc.get('jobs', {}))
 
         return self.upsert(caller, session_id, new_doc, replacement,
                            expected_version)
 
     def update(self, caller, session_id, body, expected_version=None):
         patch = self._body(body)
-        schemas.validate('SESSION_PATCH', patch)
+        schemas.validate(schemas.SESSION_PATCH, patch)
         run_times.check_time_zone(patch.get('schedule'))
-        return self.merge(caller, session_id, patch, 'SESSION',
+        return self.merge(caller, session_id, patch, schemas.SESSION,
                           expected_version)
 
     def delete(self, caller, session_id):
@@ -299,10 +309,10 @@ class SessionManager(base.Manager):
             previous = job.doc.get('session_id')
             if previous and previous != session_id:
                 old = txn.get(self.kind, previous, base.project_scope(scope))
-                if old is not None and job_id in old.doc.get('jobs', {}):
-                    old_jobs = dict(old.doc['jobs'])
-                    del old_jobs[job_id]
-                    txn.update(old, {**old.doc, 'jobs': old_jobs})
+                remaining = (None if old is None else
+                             jobs_rules.session_without_job(old.doc, job_id))
+                if remaining is not None:
+                    txn.update(old, remaining)
             schedule = job.doc.get('job_schedule') or {}
             jobs = dict(session.doc.get('jobs') or {})
             if job_id not in jobs:
@@ -330,12 +340,11 @@ class SessionManager(base.Manager):
         def write(txn):
             session = self.load(txn, scope, session_id)
             job = txn.get('jobs', job_id, scope)
-            jobs = dict(session.doc.get('jobs') or {})
-            if job_id not in jobs and job is None:
+            remaining = jobs_rules.session_without_job(session.doc, job_id)
+            if remaining is None and job is None:
                 raise NotFound(f'No job found with ID {job_id}')
-            if job_id in jobs:
-                del jobs[job_id]
-                txn.update(session, {**session.doc, 'jobs': jobs})
+            if remaining is not None:
+                txn.update(session, remaining)
             if job is not None and job.doc.get('session_id') == session_id:
                 txn.update(job, jobs_rules.detach_from_session(job.doc))
 

@@ -15,14 +15,17 @@ Semantics (spec D5):
   matches ``{"tags": "a"}``);
 * values compare as JSON: ``1 == 1.0``, but ``true != 1`` and ``"1" != 1``;
 * ``text`` entries are case-insensitive substrings of any scalar value;
-* a ``Range`` bounds a numeric value at an exact path, both ends inclusive.
+* a ``Range`` bounds a numeric value at an exact path, both ends inclusive
+  (a number beyond a double, or NaN, is in no range).
+
+The leaves and the scalar forms are those of ``storage.terms``, the index
+rules of every engine.
 """
 
 import dataclasses
-import json
-import math
-from collections.abc import Iterator
 from typing import Any
+
+from freezer_api.storage import terms
 
 __all__ = ['Term', 'Range', 'Query', 'Leaf', 'leaves', 'canonical',
            'text_of', 'matches']
@@ -59,58 +62,18 @@ class Query:
 EMPTY_QUERY = Query()
 
 
-@dataclasses.dataclass(frozen=True)
-class Leaf:
-    path: str   # dotted path from the top, list levels omitted
-    key: str    # the last object key on the path
-    value: Any  # the scalar
-
-
-def leaves(doc: Any, _path: str = '', _key: str = '') -> Iterator[Leaf]:
-    """Yield every scalar of ``doc`` with its path and nearest key."""
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            key = str(key)
-            yield from leaves(value, f'{_path}.{key}' if _path else key, key)
-    elif isinstance(doc, list):
-        for item in doc:
-            yield from leaves(item, _path, _key)
-    elif _path:
-        yield Leaf(_path, _key, doc)
-
-
-def canonical(value: Any) -> str:
-    """Return the canonical JSON text of a scalar, the unit of equality.
-
-    Integral floats collapse to integers so that ``1`` and ``1.0`` are equal,
-    while booleans stay distinct from numbers.
-    """
-    if (isinstance(value, float) and math.isfinite(value)
-            and value.is_integer()):
-        value = int(value)
-    return json.dumps(value, ensure_ascii=False, separators=(',', ':'))
-
-
-def text_of(value: Any) -> str | None:
-    """Return the lower-cased text ``_all`` searches in, or None for null."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.lower()
-    return canonical(value).lower()
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+# Kept here for the callers that knew them here.
+Leaf = terms.Leaf
+leaves = terms.leaves
+canonical = terms.canonical
+text_of = terms.text_of
 
 
 def _term_hits(doc: dict, term: Term) -> bool:
     wanted = canonical(term.value)
-    for leaf in leaves(doc):
-        where = leaf.path if term.is_path else leaf.key
-        if where == term.field and canonical(leaf.value) == wanted:
+    for path, key, value in terms.walk(doc):
+        where = path if term.is_path else key
+        if where == term.field and canonical(value) == wanted:
             return True
     return False
 
@@ -123,12 +86,12 @@ def matches(doc: dict, query: Query) -> bool:
         return False
     for needle in query.text:
         needle = needle.lower()
-        if not any(needle in (text_of(leaf.value) or '')
-                   for leaf in leaves(doc)):
+        if not any(needle in (text_of(value) or '')
+                   for _, _, value in terms.walk(doc)):
             return False
     for rng in query.ranges:
-        numbers = [_number(leaf.value) for leaf in leaves(doc)
-                   if leaf.path == rng.path]
+        numbers = [terms.number(value) for path, _, value
+                   in terms.walk(doc) if path == rng.path]
         if not any(n is not None
                    and (rng.low is None or n >= rng.low)
                    and (rng.high is None or n <= rng.high)

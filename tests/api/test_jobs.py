@@ -179,6 +179,14 @@ def test_replace_unknown_id_creates(api, client_id):
     assert api.ids('jobs') == ['my-own-job-id']
 
 
+def test_replace_unknown_id_keeps_the_client_run_times(api, client_id):
+    # only create forces them (spec §2.3); see jobs.start_schedule
+    body = helpers.job_body(client_id, job_schedule={'time_created': 5})
+    assert api.post('jobs', 'my-own-job-id', json=body).status_code == 201
+    assert api.doc('jobs', 'my-own-job-id')['job_schedule'] == {
+        'time_created': 5, 'time_started': -1, 'time_ended': -1}
+
+
 def test_replace_url_id_wins_over_body_id(api, client_id):
     job_id = helpers.make_job(api, client_id)
     resp = api.post('jobs', job_id,

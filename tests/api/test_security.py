@@ -23,7 +23,7 @@ BACKENDS = ('sqlite',)
 ])
 def test_id_patterns_refuse_a_final_newline(schema_id, doc):
     with pytest.raises(Exception) as raised:
-        schemas.validate(schema_id, doc)
+        schemas.validate(getattr(schemas, schema_id), doc)
     assert 'does not match' in str(raised.value)
 
 

@@ -153,7 +153,7 @@ def test_detaching_a_job_keeps_other_schedule_keys():
 ])
 def test_schemas_close_upstream_holes(schema, doc):
     with pytest.raises(InvalidInput):
-        schemas.validate(schema, doc)
+        schemas.validate(getattr(schemas, schema), doc)
 
 
 @pytest.mark.parametrize('schema, doc', [
@@ -168,7 +168,7 @@ def test_schemas_close_upstream_holes(schema, doc):
                  'extra': True}),
 ])
 def test_schemas_accept_real_documents(schema, doc):
-    schemas.validate(schema, doc)
+    schemas.validate(getattr(schemas, schema), doc)
 
 
 # backups: numbers as agents send them (D13) ---------------------------------
@@ -314,7 +314,15 @@ def test_job_action_by_reference_out_of_scope_is_as_unknown(scope):
 
 def test_job_action_schema_takes_an_action_or_an_id():
     job = {'client_id': 'h', 'job_schedule': {}}
-    schemas.validate('JOB', {**job, 'job_actions': [{'action_id': 'a1'}]})
+    schemas.validate(schemas.JOB,
+                     {**job, 'job_actions': [{'action_id': 'a1'}]})
     with pytest.raises(InvalidInput, match="give a 'freezer_action'"):
-        schemas.validate('JOB', {**job, 'job_actions': [
+        schemas.validate(schemas.JOB, {**job, 'job_actions': [
             {'max_retries': 1}]})
+
+
+def test_schemas_are_passed_as_objects_not_names():
+    with pytest.raises(TypeError):
+        schemas.validate('JOB', {})
+    with pytest.raises(InvalidInput):
+        schemas.validate(schemas.JOB, {})

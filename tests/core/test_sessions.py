@@ -214,3 +214,14 @@ def test_shown_with_upstreams_defaults():
     assert stored['jobs']['j'] == {'client_id': 'c', 'status': 'running'}
     complete = {**sessions.NEW_SESSION_STATE, 'jobs': {}}
     assert sessions.with_defaults(complete) is complete
+
+
+def test_session_document_sets_server_fields_and_fresh_state():
+    body = {'schedule': {}, 'status': 'running', 'jobs': {'x': {}}}
+    doc = sessions.session_document(body, 's1', 'u', 'p')
+    assert doc['jobs'] == {} and doc['session_id'] == 's1'
+    assert (doc['user_id'], doc['project_id']) == ('u', 'p')
+    assert doc['status'] == 'running'  # the body's own state is kept
+    kept = sessions.session_document(body, 's1', 'u', 'p',
+                                     jobs={'j': {'status': ''}})
+    assert kept['jobs'] == {'j': {'status': ''}}

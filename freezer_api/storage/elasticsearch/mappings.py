@@ -26,13 +26,8 @@ documents also holds ``"txn": <key of that change's journal entry>`` (see
 from ``freezer-manage db sync``.
 """
 
-import hashlib
-import json
-import math
-import struct
-
 from freezer_api.storage import base
-from freezer_api.storage import query as q
+from freezer_api.storage import terms
 
 __all__ = ['SCHEMA_VERSION', 'index_settings', 'mappings', 'kind_mapping',
            'search_fields', 'typed_fields', 'term_form', 'number_form',
@@ -43,7 +38,7 @@ SCHEMA_VERSION = 1
 
 # Longest term stored as is; longer ones become a digest, so that equality
 # stays exact and Lucene's 32766-byte term limit is never reached.
-TERM_LENGTH = 512
+TERM_LENGTH = terms.ES_LENGTH
 
 # Fields of the search index, left out of _source.
 INDEX_FIELDS = ('keys', 'paths', 'nums', 'text')
@@ -181,96 +176,12 @@ def mappings(kinds=base.KINDS, full=True):
 
 # -- the search index ---------------------------------------------------------
 
-def _digest(text):
-    return '#' + hashlib.sha256(text.encode('utf-8')).hexdigest()
-
-
-def _limited(text):
-    return text if len(text) <= TERM_LENGTH else _digest(text)
-
-
-def _name(name):
-    # NOTE: a JSON string ends at its first unescaped quote, so the name
-    # part of a term can never run into the value part.
-    return json.dumps(name, ensure_ascii=False)
-
-
-def term_form(name, value):
-    """The ``keys``/``paths`` term of a key or path and a scalar."""
-    return _limited(f'{_name(name)}={q.canonical(value)}')
-
-
-def _sortable(number):
-    """16 hex digits that sort as the double ``number`` does."""
-    if number == 0:
-        number = 0.0  # -0.0 and 0.0 are equal
-    (bits,) = struct.unpack('>Q', struct.pack('>d', number))
-    if bits & (1 << 63):
-        bits = ~bits & 0xFFFFFFFFFFFFFFFF
-    else:
-        bits |= 1 << 63
-    return f'{bits:016x}'
-
-
-def _number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    if math.isnan(number):
-        return None
-    return number
-
-
-def _num_prefix(path):
-    name = _name(path)
-    if len(name) > TERM_LENGTH:
-        name = _digest(name)
-    return name + ':'
-
-
-def number_form(path, number):
-    """The ``nums`` term of a number at a path."""
-    return _num_prefix(path) + _sortable(number)
-
-
-def number_bounds(path, low, high):
-    """Smallest and largest ``nums`` terms within [low, high] at ``path``."""
-    prefix = _num_prefix(path)
-    lowest = prefix + ('0' * 16 if low is None else _sortable(float(low)))
-    highest = prefix + ('f' * 16 if high is None else _sortable(float(high)))
-    return lowest, highest
-
-
-def text_tokens(text):
-    """One token per character, separated by spaces.
-
-    Letters a-z and digits stand for themselves; any other character is
-    ``_`` and its code point in hex. Searching a substring is then an exact
-    phrase query on these tokens: positions make it exact for any length,
-    without the automaton limits of wildcard queries.
-    """
-    return ' '.join(
-        c if ('a' <= c <= 'z' or '0' <= c <= '9') else f'_{ord(c):x}'
-        for c in text)
-
-
-def search_fields(doc):
-    """Return the search index of a document (spec D5)."""
-    keys, paths, nums, texts = set(), set(), set(), set()
-    for leaf in q.leaves(doc):
-        keys.add(term_form(leaf.key, leaf.value))
-        paths.add(term_form(leaf.path, leaf.value))
-        number = _number(leaf.value)
-        if number is not None:
-            nums.add(number_form(leaf.path, number))
-        text = q.text_of(leaf.value)
-        if text:
-            texts.add(text_tokens(text))
-    return {'keys': sorted(keys), 'paths': sorted(paths),
-            'nums': sorted(nums), 'text': sorted(texts)}
+# The index forms: one set of rules for both engines (storage.terms).
+term_form = terms.es_term
+number_form = terms.es_number
+number_bounds = terms.es_number_bounds
+text_tokens = terms.es_text
+search_fields = terms.es_fields
 
 
 # -- the typed copy -----------------------------------------------------------

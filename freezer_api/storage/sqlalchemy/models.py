@@ -9,14 +9,12 @@ This module describes the schema as of the newest migration; the migrations
 in ``migrations/versions`` create it and must be kept in step with it.
 """
 
-import hashlib
-from json import encoder as json_encoder
-
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from freezer_api.storage import base
-from freezer_api.storage import query as q
+# NOTE: ``terms`` here is the term tables
+from freezer_api.storage import terms as term_rules
 
 __all__ = ['metadata', 'documents', 'terms', 'ID_LENGTH', 'OWNER_LENGTH',
            'INDEX_LENGTH', 'index_form', 'value_form', 'term_rows']
@@ -28,7 +26,7 @@ ID_LENGTH = 255
 OWNER_LENGTH = 128
 # Longest key, path or value text stored as is in the index; longer ones are
 # replaced by a digest of fixed size so that equality stays exact.
-INDEX_LENGTH = 200
+INDEX_LENGTH = term_rules.SQL_LENGTH
 
 TABLE_ARGS: dict = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
                     'mariadb_engine': 'InnoDB', 'mariadb_charset': 'utf8mb4'}
@@ -118,132 +116,9 @@ for _kind in base.KINDS:
     _define(_kind)
 
 
-def _digest(text):
-    return '#' + hashlib.sha256(text.encode('utf-8')).hexdigest()
-
-
-def index_form(name):
-    """Return how a key or a path is stored in the index.
-
-    Names longer than ``INDEX_LENGTH`` become a digest. Names that already
-    start with ``#`` are digested too, so a stored name that looks like a
-    digest is always one.
-    """
-    # NOTE: PostgreSQL text cannot hold NUL; a digest keeps such names exact.
-    if len(name) > INDEX_LENGTH or name.startswith('#') or '\x00' in name:
-        return _digest(name)
-    return name
-
-
-def text_form(value):
-    """Return the ``text`` column of a scalar (for ``_all`` searches).
-
-    NUL, which PostgreSQL text cannot hold, is stored as U+FFFD, and the
-    driver rewrites needles the same way.
-    """
-    text = q.text_of(value)
-    return None if text is None else text.replace('\x00', '\ufffd')
-
-
-def value_form(value):
-    """Return how a scalar is stored in the index's ``value`` column.
-
-    The canonical JSON text, or for long ones a digest of it. Canonical JSON
-    never starts with ``#``, so the two forms cannot collide.
-    """
-    text = q.canonical(value)
-    if len(text) > INDEX_LENGTH:
-        return _digest(text)
-    return text
-
-
-def _number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    if number != number:  # NaN never satisfies a range
-        return None
-    return number
-
-
-def _scalar_forms(value):
-    """(value, num, text) columns of one scalar; the hot cases first."""
-    if isinstance(value, str):
-        text = _json_string(value)
-        if len(text) > INDEX_LENGTH:
-            text = _digest(text)
-        return text, None, value.lower().replace('\x00', '\ufffd')
-    if value is None:
-        return 'null', None, None
-    if value is True or value is False:
-        return ('true', None, 'true') if value else ('false', None, 'false')
-    if type(value) is int and -_EXACT_INT < value < _EXACT_INT:
-        text = str(value)
-        return text, float(value), text
-    return value_form(value), _number(value), text_form(value)
-
-
-# json.dumps(value, ensure_ascii=False) of a str, without its dispatch
-_json_string = json_encoder.encode_basestring
-
-# Integers this small convert to text and float exactly and quickly.
-_EXACT_INT = 2 ** 53
-
-
-def term_rows(doc_pk, doc):
-    """Return the index rows of one document, without duplicates.
-
-    The rows of ``storage.query.leaves``, in its order.
-
-    PERF: every write computes them (twice for an update); this walks the
-    document once without generators and converts each scalar through
-    the cheapest exact path.
-    """
-    rows = []
-    seen = set()
-    forms: dict = {}
-    # (path, key, node); lists keep the path and key of their parent
-    stack = [('', '', doc)]
-    while stack:
-        path, key, node = stack.pop()
-        if isinstance(node, dict):
-            children = []
-            for name, value in node.items():
-                name = str(name)
-                children.append((f'{path}.{name}' if path else name, name,
-                                 value))
-            stack.extend(reversed(children))
-            continue
-        if isinstance(node, list):
-            stack.extend((path, key, item) for item in reversed(node))
-            continue
-        if not path:
-            continue
-        # NOTE: by type too, or 1, 1.0 and True would share forms
-        scalar = (type(node), node)
-        try:
-            value, num, text = forms[scalar]
-        except KeyError:
-            value, num, text = forms[scalar] = _scalar_forms(node)
-        marker = (path, key, value)
-        if marker in seen:
-            continue
-        seen.add(marker)
-        rows.append({
-            'doc_pk': doc_pk,
-            'path': path if _plain_name(path) else index_form(path),
-            'key': key if _plain_name(key) else index_form(key),
-            'value': value,
-            'num': num,
-            'text': text,
-        })
-    return rows
-
-
-def _plain_name(name):
-    """True when ``index_form(name)`` is ``name`` itself."""
-    return (len(name) <= INDEX_LENGTH and name[:1] != '#'
-            and '\x00' not in name)
+# The index forms: one set of rules for both engines (storage.terms).
+index_form = term_rules.sql_name
+text_form = term_rules.sql_text
+value_form = term_rules.sql_value
+term_rows = term_rules.sql_rows
+_number = term_rules.number
