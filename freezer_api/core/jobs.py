@@ -121,6 +121,10 @@ def detach_from_session(doc: dict) -> dict:
 class JobManager(base.Manager):
     kind = 'jobs'
     not_found = 'No job found with ID {}'
+    # Backup health (issue 15), set by core.service: the run ledger
+    # (core.runs.RunLedger) and the poll tracker (core.presence).
+    ledger = None
+    presence = None
 
     def __init__(self, storage, actions: ActionManager,
                  clients: ClientManager, trusts=None,
@@ -232,7 +236,7 @@ class JobManager(base.Manager):
                                            old.get('session_tag', 0)),
                    'user_id': record.user_id,
                    'project_id': record.project_id}
-            return self._finish(txn, caller, doc)
+            return self._report_run(txn, self._finish(txn, caller, doc))
 
         return self.upsert(caller, job_id, new_doc, replacement,
                            expected_version)
@@ -247,6 +251,7 @@ class JobManager(base.Manager):
         def finish(txn, doc):
             if 'job_actions' in patch or 'client_id' in patch:
                 self._finish(txn, caller, doc)
+            self._report_run(txn, doc)
 
         return self.merge(caller, job_id, patch, 'JOB', expected_version,
                           finish)
@@ -283,6 +288,8 @@ class JobManager(base.Manager):
             doc, result = apply_event(record.doc, event)
             if doc is not None:
                 txn.update(record, doc)
+                if self.ledger is not None:
+                    self.ledger.job_event(txn, record.doc, event)
             return result
 
         return self.storage.atomic(write)
@@ -294,3 +301,18 @@ class JobManager(base.Manager):
         record = self.get(caller, job_id)
         return run_times.job_schedule(record.doc, self.default_timezone,
                                       self.clock(), count)
+
+    # -- backup health hooks (issue 15) -------------------------------------
+
+    def _report_run(self, txn, doc):
+        """Start or end the job's run record with this write."""
+        if self.ledger is not None:
+            self.ledger.job_reported(txn, doc)
+        return doc
+
+    def list(self, caller, search_doc, page):
+        records = super().list(caller, search_doc, page)
+        if self.presence is not None:
+            # a scheduler's poll: noted now, written later (core.presence)
+            self.presence.polled(caller, search_doc)
+        return records
