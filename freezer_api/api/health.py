@@ -7,6 +7,7 @@ import falcon
 
 from freezer_api.api import request
 from freezer_api.api import resource
+from freezer_api.core import base
 from freezer_api.core.errors import InvalidInput
 from freezer_api.storage.base import Scope
 
@@ -35,8 +36,10 @@ class JobRuns(resource.Resource):
 
 class Coverage(resource.Resource):
     """``GET``: per client and per job, the newest good backup against the
-    RPO, missed and stale runs; ``breached``, ``client_id``, ``job_id``
-    filter, ``all_projects`` widens (policy)."""
+    RPO, missed and stale runs. An optional search document (the body)
+    and ``breached``, ``client_id``, ``job_id`` choose the jobs;
+    ``limit`` and ``offset`` page them (every job by default);
+    ``all_projects`` widens (policy)."""
 
     policies = {'GET': 'coverage:get'}
 
@@ -47,7 +50,12 @@ class Coverage(resource.Resource):
                          'You are not allowed to read the coverage of all '
                          'projects')
             caller = dataclasses.replace(caller, scope=Scope(None))
+        page = request.page(req)
+        if 'limit' not in req.params:
+            # NOTE: the operator's page shows every job unless asked
+            page = dataclasses.replace(page, limit=base.MAX_LIMIT)
         resp.media = self.services.coverage.coverage(
-            caller, breached_only=request.bool_param(req, 'breached'),
+            caller, self.body(req), page,
+            breached_only=request.bool_param(req, 'breached'),
             client_id=_text_param(req, 'client_id'),
             job_id=_text_param(req, 'job_id'))

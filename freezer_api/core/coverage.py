@@ -6,9 +6,12 @@ runs end as lost, missed runs are written), so the answer and the runs
 lists agree.
 """
 
+import dataclasses
+
 from freezer_api.core import base
 from freezer_api.core import health
 from freezer_api.core import schedule as run_times
+from freezer_api.core import search
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.runs import every
 from freezer_api.storage.query import Query
@@ -37,12 +40,17 @@ class CoverageManager(base.Manager):
         self.runs = runs
         self.presence = presence
 
-    def coverage(self, caller: base.Caller, breached_only=False,
-                 client_id=None, job_id=None) -> dict:
+    def coverage(self, caller: base.Caller, search_doc=None,
+                 page: base.Page = base.Page(limit=base.MAX_LIMIT),
+                 breached_only=False, client_id=None, job_id=None) -> dict:
+        """The coverage of the jobs ``search_doc`` and the filters
+        choose; ``page`` pages the jobs listed (the summary and the
+        clients count them all)."""
         check_filter('client_id', client_id)
         check_filter('job_id', job_id)
+        query = search.parse(search_doc, 'jobs')
         now = self.now()
-        terms = []
+        terms = list(query.match)
         if client_id is not None:
             terms.append(Term('client_id', client_id))
         if job_id is not None:
@@ -52,7 +60,7 @@ class CoverageManager(base.Manager):
         offline_after = self.runs.settings.offline_after
         jobs = []
         for job in every(self.storage, 'jobs', scope,
-                         Query(match=tuple(terms))):
+                         dataclasses.replace(query, match=tuple(terms))):
             if job_id is not None and job.id != job_id:
                 continue
             jobs.append(self._job(job, presences, offline_after, now))
@@ -61,6 +69,7 @@ class CoverageManager(base.Manager):
         if breached_only:
             jobs = [job for job in jobs if job['breached']]
             clients = [client for client in clients if client['breached']]
+        listed = jobs[page.offset:page.offset + page.limit]
         return {
             'generated_at': health.iso(now),
             'summary': {
@@ -71,7 +80,7 @@ class CoverageManager(base.Manager):
                 'clients_offline': sum(1 for c in clients if c['offline']),
             },
             'clients': clients,
-            'jobs': jobs,
+            'jobs': listed,
         }
 
     def _job(self, job, presences, offline_after, now):
