@@ -285,8 +285,9 @@ def missed_runs(job_doc: dict, expected: list[int], runs: list[dict],
     A run answers an expected time when it started at most ``grace``
     after it, or at most half an interval before it (the scheduler counts
     its interval from when it armed the job, which the server cannot see).
-    An unanswered time is missed because the client was offline, because
-    the previous run was still going (``overlap``), or ``not_started``.
+    An unanswered time is missed because the client was offline, else
+    because the previous run was still going (``overlap``), else
+    ``not_started``.
     """
     started = [(_int(r.get('start')), _int(r.get('end')), r.get('status'))
                for r in runs if r.get('status') != MISSED
@@ -297,11 +298,13 @@ def missed_runs(job_doc: dict, expected: list[int], runs: list[dict],
         if any(at - early <= start <= at + grace_seconds
                for start, _, _ in started):
             continue
-        if any(start < at and (end < 0 and status == RUNNING or end > at)
-               for start, end, status in started):
-            reason = 'overlap'
-        elif offline_at(at, presence, offline_after):
+        # NOTE: an offline client explains a miss first: the run it left
+        # "running" when it went away is no reason of its own.
+        if offline_at(at, presence, offline_after):
             reason = 'client_offline'
+        elif any(start < at and (end < 0 and status == RUNNING or end > at)
+                 for start, end, status in started):
+            reason = 'overlap'
         else:
             reason = 'not_started'
         missed.append((at, reason))

@@ -108,9 +108,10 @@ def test_missed_reasons():
     ]
     polled = {'last_seen': T0 + 2000, 'gaps': [[T0 + 1000, T0 + 1400]]}
     missed = health.missed_runs(doc, expected, runs, 60, 600, polled, 300)
+    # offline first: the run left running is no reason of its own
     assert missed == [(T0 + 1200, 'client_offline'),
                       (T0 + 1800, 'overlap'),
-                      (T0 + 2400, 'overlap')]
+                      (T0 + 2400, 'client_offline')]
     done = [dict(runs[1], status='completed', end=T0 + 1700)]
     missed = health.missed_runs(doc, expected[2:], done, 60, 600, polled,
                                 300)
