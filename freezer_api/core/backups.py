@@ -2,6 +2,7 @@
 
 import math
 import re
+from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import schemas
@@ -97,7 +98,7 @@ class BackupManager(base.Manager):
     kind = 'backups'
     not_found = 'No backup found with ID {}'
     # the run ledger (issue 15), set by core.service
-    ledger = None
+    ledger: Any = None
 
     def create(self, caller: base.Caller, body) -> str:
         """Store the metadata ``body`` as a new backup; return its id."""

@@ -1,6 +1,7 @@
 """Jobs: what a scheduler runs and when (spec §2.3, §3.3, D11)."""
 
 import copy
+from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import schedule as run_times
@@ -123,8 +124,8 @@ class JobManager(base.Manager):
     not_found = 'No job found with ID {}'
     # Backup health (issue 15), set by core.service: the run ledger
     # (core.runs.RunLedger) and the poll tracker (core.presence).
-    ledger = None
-    presence = None
+    ledger: Any = None
+    presence: Any = None
 
     def __init__(self, storage, actions: ActionManager,
                  clients: ClientManager, trusts=None,

@@ -9,6 +9,7 @@ import copy
 import datetime
 import re
 from collections.abc import Callable
+from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import jobs as jobs_rules
@@ -205,7 +206,7 @@ class SessionManager(base.Manager):
     kind = 'sessions'
     not_found = 'No session found with ID {}'
     # the run ledger (issue 15), set by core.service
-    ledger = None
+    ledger: Any = None
 
     def _body(self, body):
         return base.without(base.require_object(body, 'session'),
