@@ -207,7 +207,8 @@ def story(openstack_clients, health_api, tmp_path_factory):
                          timeout=60)
         second.kill()
         out.killed_at = time.time()
-        out.just_killed = [r['status'] for r in runs(out.slow)]
+        out.just_killed = [r['status'] for r in runs(out.slow)
+                           if r['status'] != 'missed']
         time.sleep(LEASE + 2)
         out.after_kill = coverage()
         out.slow_runs = runs(out.slow)
@@ -226,8 +227,11 @@ def entry(answer, job_id):
 def test_good_and_bad_runs_are_recorded(story):
     good = [r for r in story.runs(story.good) if r['status'] == 'completed']
     bad = [r for r in story.runs(story.bad) if r['status'] == 'completed']
-    assert good and {r['result'] for r in good} == {'success'}
-    assert bad and {r['result'] for r in bad} == {'fail'}
+    # a run going when the scheduler is stopped (SIGTERM) ends aborted
+    assert 'success' in {r['result'] for r in good}
+    assert {r['result'] for r in good} <= {'success', 'aborted'}
+    assert 'fail' in {r['result'] for r in bad}
+    assert {r['result'] for r in bad} <= {'fail', 'aborted'}
     for run in good + bad:
         assert run['client_id'] == story.client_id
         assert run['end'] >= run['start'] > 0
