@@ -20,6 +20,7 @@ write each one once) before it answers.
 """
 
 import dataclasses
+from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import health
@@ -50,6 +51,10 @@ def every(storage, kind, scope, query=Query()):
         if len(page) < MAX_LIST_LIMIT:
             return
         offset += len(page)
+
+
+# ``settle`` reads the client's presence itself unless given (even None).
+UNREAD: Any = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,9 +236,12 @@ class RunManager(base.Manager):
     def lease(self, job_doc) -> int:
         return health.lease(job_doc, self.settings.default_lease)
 
-    def settle(self, job, presence=None, recent=None) -> list[dict]:
+    def settle(self, job, presence=UNREAD, recent=None) -> list[dict]:
         """End the job's overdue runs as lost and write its missed runs;
-        return its records of the last ``RECENT_DAYS`` as settled."""
+        return its records of the last ``RECENT_DAYS`` as settled.
+
+        ``presence``: the client's presence document (None: never seen),
+        read here when not given."""
         now = self.now()
         runs = self.recent(job) if recent is None else recent
         lease_seconds = self.lease(job.doc)
@@ -243,7 +251,7 @@ class RunManager(base.Manager):
                 run = self._lose(job, run, lease_seconds)
             settled.append(run)
         if health.watches_schedule(job.doc):
-            if presence is None:
+            if presence is UNREAD:
                 presence = self.presence.of_client(
                     job.project_id, job.doc.get('client_id', ''))
             settled = self._missed(job, settled, presence, now) + settled
