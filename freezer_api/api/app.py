@@ -9,6 +9,7 @@ from freezer_api.api import errors
 from freezer_api.api import middleware
 from freezer_api.api import routes
 from freezer_api.core import base
+from freezer_api.core.runs import HealthSettings
 from freezer_api.core.service import Services
 
 
@@ -21,7 +22,10 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     ``freezer_api.identity.trusts``) turns central schedulers on.
     """
     services = Services(storage, clock=clock, new_id=new_id, trusts=trusts,
-                        default_timezone=conf.default_schedule_timezone)
+                        default_timezone=conf.default_schedule_timezone,
+                        health=health_settings(conf),
+                        presence_flush_interval=(
+                            conf.health.presence_flush_interval))
     if enforcer is None:
         enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
     app = falcon.App(middleware=(
@@ -34,3 +38,14 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     errors.register(app)
     routes.add_routes(app, services, conf)
     return app
+
+
+def health_settings(conf) -> HealthSettings:
+    """The [health] options as the core takes them (issue 15)."""
+    opts = conf.health
+    return HealthSettings(
+        retention_days=opts.run_retention_days,
+        default_lease=opts.default_run_lease,
+        missed_grace=opts.missed_grace,
+        missed_grace_percent=opts.missed_grace_percent,
+        offline_after=opts.client_offline_after)

@@ -22,6 +22,7 @@ import zoneinfo
 from freezer_api.api import actions
 from freezer_api.api import backups
 from freezer_api.api import clients
+from freezer_api.api import health
 from freezer_api.api import jobs
 from freezer_api.api import middleware
 from freezer_api.api import sessions
@@ -29,6 +30,7 @@ from freezer_api.api import versions
 from freezer_api.api.resource import Resource
 from freezer_api.core import backups as core_backups
 from freezer_api.core import base as core_base
+from freezer_api.core import health as core_health
 from freezer_api.core import jobs as core_jobs
 from freezer_api.core import schedule as core_schedule
 from freezer_api.core import schemas as core
@@ -357,10 +359,103 @@ def _core_schemas():
                                          'at the instant given); overlap: '
                                          'the local time happens twice.'}})},
             }),
+        'Run': _run_schema(),
+        'Coverage': _coverage_schema(),
         'SessionActionResult': _object(['result', 'session_tag'], {
             'result': {'enum': ['success', 'hold-off', 'out-of-sync']},
             'session_tag': {'type': 'integer', 'minimum': 0}}),
     }
+
+
+def _run_schema():
+    """A run record (core/health.py)."""
+    time = {'type': 'integer', 'description': 'Seconds since the epoch; '
+                                              '-1 when not applicable.'}
+    return _object(
+        ['run_id', 'job_id', 'client_id', 'status', 'result', 'start',
+         'end', 'backups'], {
+            'run_id': _string, 'job_id': _string, 'client_id': _string,
+            'description': _string, 'session_id': _string,
+            'session_tag': {'type': 'integer', 'minimum': 0},
+            'status': {'enum': list(core_health.STATUSES)},
+            'result': {'enum': [''] + list(core_health.RESULTS)
+                       + [core_health.LOST, core_health.MISSED]},
+            'reason': {'enum': list(core_health.REASONS),
+                       'description': 'Why a missed run did not happen.'},
+            'session_result': _string,
+            'start': time, 'end': time, 'last_report': time,
+            'expected_at': time,
+            'at': {'type': 'integer',
+                   'description': 'start, or expected_at of a missed run '
+                                  '(the order of the list).'},
+            'backups': {'type': 'array', 'items': _string},
+            'events': {'type': 'array', 'items': _object(
+                ['event', 'at'], {'event': _string,
+                                  'at': {'type': 'integer'}})},
+            'reported_after_lost': {'type': 'boolean'},
+            'user_id': _string, 'project_id': _string}, additional=True)
+
+
+def _coverage_schema():
+    """The answer of GET /coverage (core/coverage.py)."""
+    age = {'type': ['integer', 'null'], 'minimum': 0,
+           'description': 'Seconds.'}
+    when = {'type': ['string', 'null'], 'pattern': _UTC_TIME}
+    count = {'type': 'integer', 'minimum': 0}
+    job = _object(
+        ['job_id', 'client_id', 'last_success', 'rpo', 'rpo_source',
+         'breached', 'missed_7d', 'stale', 'next_run', 'client_last_seen',
+         'client_offline'], {
+            'job_id': _string, 'client_id': _string, 'project_id': _string,
+            'description': _string, 'status': _string,
+            'last_success': {'oneOf': [{'type': 'null'}, _object(
+                ['run_id', 'end', 'age'], {
+                    'run_id': _string, 'end': when, 'age': age,
+                    'backups': {'type': 'array', 'items': _string}})]},
+            'rpo': {'type': ['integer', 'null'], 'minimum': 1},
+            'rpo_source': {'enum': ['job', 'default', 'none']},
+            'breached': {'type': 'boolean'},
+            'missed_7d': count, 'lost_7d': count,
+            'stale': {'type': 'boolean'},
+            'run_lease': {'type': 'integer', 'minimum': 1},
+            'next_run': when, 'client_last_seen': when,
+            'client_offline': {'type': 'boolean'}})
+    client = _object(
+        ['client_id', 'last_seen', 'offline', 'jobs', 'breached'], {
+            'client_id': _string, 'project_id': _string, 'last_seen': when,
+            'last_seen_age': age, 'offline': {'type': 'boolean'},
+            'jobs': count, 'breached': count, 'stale': count,
+            'missed_7d': count})
+    return _object(['generated_at', 'summary', 'clients', 'jobs'], {
+        'generated_at': when,
+        'summary': _object(
+            ['jobs', 'breached', 'stale', 'missed_7d', 'clients_offline'],
+            {name: count for name in ('jobs', 'breached', 'stale',
+                                      'missed_7d', 'clients_offline')}),
+        'clients': {'type': 'array', 'items': client},
+        'jobs': {'type': 'array', 'items': job}})
+
+
+def _coverage_path(version, prefix):
+    v2 = '{project_id}' in prefix
+    common = {400, 401, 403, 406, 503}
+    return {f'{prefix}/coverage': {
+        'parameters': [_param('project_id')] if v2 else [],
+        'get': _operation(
+            f'{version}ShowCoverage', 'health',
+            summary='Backup coverage per client and per job: the last '
+                    'good run against the RPO, missed and stale runs, '
+                    'next run, client last seen',
+            responses={'200': _json(_ref('Coverage'),
+                                    'The coverage of the scope.')},
+            errors=common | {413}, policy=health.Coverage.policies['GET'],
+            params=['breached', 'client_id_filter', 'job_id_filter',
+                    'coverage_all_projects', 'limit', 'offset'],
+            body=_body('Search', 'An optional search document choosing '
+                       'the jobs, as for GET .../jobs. limit and offset '
+                       'page the jobs listed (every job by default); the '
+                       'summary and the clients count them all.',
+                       required=False))}}
 
 
 _ERRORS = {
@@ -437,6 +532,24 @@ def _parameters():
             'schema': {'type': 'integer', 'minimum': 1,
                        'maximum': core_schedule.MAX_COUNT,
                        'default': core_schedule.DEFAULT_COUNT}},
+        'breached': {
+            'name': 'breached', 'in': 'query', 'required': False,
+            'description': 'Only jobs (and clients) whose RPO is breached.',
+            'schema': {'type': 'boolean', 'default': False}},
+        'client_id_filter': {
+            'name': 'client_id', 'in': 'query', 'required': False,
+            'description': 'Only this client and its jobs.',
+            'schema': {'type': 'string', 'minLength': 1, 'maxLength': 255}},
+        'job_id_filter': {
+            'name': 'job_id', 'in': 'query', 'required': False,
+            'description': 'Only this job.',
+            'schema': {'type': 'string', 'minLength': 1, 'maxLength': 255}},
+        'coverage_all_projects': {
+            'name': 'all_projects', 'in': 'query', 'required': False,
+            'description': 'The coverage of every project; honoured only '
+                           'when the policy coverage:get_all_projects '
+                           'allows it, else 403.',
+            'schema': {'type': 'boolean', 'default': False}},
         'If-Match': {
             'name': 'If-Match', 'in': 'header', 'required': False,
             'description': 'Write only if the stored version is this one '
@@ -689,6 +802,22 @@ def _noun_paths(version, prefix, noun):
                                         'The trigger and the next runs.')},
                 errors=common | {400, 404, 422}, params=['count'],
                 policy=jobs.JobSchedule.policies['GET'])}
+        paths[f'{base}/{{job_id}}/runs'] = {
+            'parameters': path_params + [_param('job_id')],
+            'get': op(
+                f'{version}ListJobRuns',
+                summary='The runs of a job, newest first: reported, lost '
+                        'and missed runs (the run ledger)',
+                responses={'200': _json(
+                    _object(['runs'], {'runs': {
+                        'type': 'array', 'items': _ref('Run')}}),
+                    'The runs, newest first.')},
+                errors=common | {400, 404, 413},
+                params=['limit', 'offset'],
+                policy=health.JobRuns.policies['GET'],
+                body=_body('Search', 'An optional search document over '
+                           'the run records, as for every list.',
+                           required=False))}
     if noun == 'sessions':
         paths[f'{base}/{{session_id}}/action'] = {
             'parameters': path_params + [_param('session_id')],
@@ -748,9 +877,12 @@ def _build(v1, v2):
         if enabled:
             for noun in NOUNS:
                 paths.update(_noun_paths(version, prefix, noun))
+            paths.update(_coverage_path(version, prefix))
     tags = [{'name': 'versions', 'description': 'Versions, health, this '
                                                 'document.'}]
     tags += [{'name': noun} for noun in NOUNS]
+    tags += [{'name': 'health', 'description': 'Backup health: coverage '
+                                               'and run ledgers.'}]
     doc = {
         'openapi': OPENAPI_VERSION,
         'info': {'title': 'Freezer API', 'version': '2',

@@ -8,6 +8,7 @@ v1 (``/v1``) is user-scoped and v2 (``/v2/{project_id}``) project-scoped;
 from freezer_api.api import actions
 from freezer_api.api import backups
 from freezer_api.api import clients
+from freezer_api.api import health
 from freezer_api.api import jobs
 from freezer_api.api import openapi
 from freezer_api.api import sessions
@@ -31,6 +32,8 @@ def resource_routes(services, conf):
         ('/jobs/{job_id}', make(jobs.JobItem)),
         ('/jobs/{job_id}/event', make(jobs.JobEvent)),
         ('/jobs/{job_id}/schedule', make(jobs.JobSchedule)),
+        ('/jobs/{job_id}/runs', make(health.JobRuns)),
+        ('/coverage', make(health.Coverage)),
         ('/actions', make(actions.ActionCollection)),
         ('/actions/{action_id}', make(actions.ActionItem)),
         ('/sessions', make(sessions.SessionCollection)),

@@ -2,6 +2,7 @@
 
 import math
 import re
+from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import schemas
@@ -96,6 +97,8 @@ def project_view(doc: dict) -> dict:
 class BackupManager(base.Manager):
     kind = 'backups'
     not_found = 'No backup found with ID {}'
+    # the run ledger (issue 15), set by core.service
+    ledger: Any = None
 
     def create(self, caller: base.Caller, body) -> str:
         """Store the metadata ``body`` as a new backup; return its id."""
@@ -113,7 +116,21 @@ class BackupManager(base.Manager):
         }
         self.storage.create(self.kind, backup_id, owner.project_id,
                             owner.user_id, self.created_at(), doc)
+        self._link_to_run(caller, backup_id, body.get('job_id'))
         return backup_id
+
+    def _link_to_run(self, caller, backup_id, job_id):
+        """Add the backup to the running run of the job that posted it
+        (issue 15); a backup naming no running job is linked to none."""
+        if self.ledger is None or not isinstance(job_id, str) or not job_id:
+            return
+        ledger = self.ledger
+
+        def change(txn):
+            job = txn.get('jobs', job_id, base.project_scope(caller.scope))
+            ledger.backup_posted(txn, job and job.doc, backup_id)
+
+        self.storage.atomic(change)
 
     def update(self, caller, backup_id, body, expected_version=None):
         """Set ``status`` and deep-merge ``backup_metadata`` (spec D6, D13).

@@ -1,6 +1,7 @@
 """Jobs: what a scheduler runs and when (spec §2.3, §3.3, D11)."""
 
 import copy
+from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import schedule as run_times
@@ -160,6 +161,10 @@ def detach_from_session(doc: dict) -> dict:
 class JobManager(base.Manager):
     kind = 'jobs'
     not_found = 'No job found with ID {}'
+    # Backup health (issue 15), set by core.service: the run ledger
+    # (core.runs.RunLedger) and the poll tracker (core.presence).
+    ledger: Any = None
+    presence: Any = None
 
     def __init__(self, storage, actions: ActionManager,
                  clients: ClientManager, trusts=None,
@@ -258,7 +263,7 @@ class JobManager(base.Manager):
                                record.project_id,
                                session_id=old.get('session_id', ''),
                                session_tag=old.get('session_tag', 0))
-            return self._finish(txn, caller, doc)
+            return self._report_run(txn, self._finish(txn, caller, doc))
 
         return self.upsert(caller, job_id, new_doc, replacement,
                            expected_version)
@@ -273,6 +278,7 @@ class JobManager(base.Manager):
         def finish(txn, doc):
             if 'job_actions' in patch or 'client_id' in patch:
                 self._finish(txn, caller, doc)
+            self._report_run(txn, doc)
 
         return self.merge(caller, job_id, patch, schemas.JOB,
                           expected_version, finish)
@@ -308,6 +314,8 @@ class JobManager(base.Manager):
             doc, result = apply_event(record.doc, event)
             if doc is not None:
                 txn.update(record, doc)
+                if self.ledger is not None:
+                    self.ledger.job_event(txn, record.doc, event)
             return result
 
         return self.storage.atomic(write)
@@ -319,3 +327,18 @@ class JobManager(base.Manager):
         record = self.get(caller, job_id)
         return run_times.job_schedule(record.doc, self.default_timezone,
                                       self.clock(), count)
+
+    # -- backup health hooks (issue 15) -------------------------------------
+
+    def _report_run(self, txn, doc):
+        """Start or end the job's run record with this write."""
+        if self.ledger is not None:
+            self.ledger.job_reported(txn, doc)
+        return doc
+
+    def list(self, caller, search_doc, page):
+        records = super().list(caller, search_doc, page)
+        if self.presence is not None:
+            # a scheduler's poll: noted now, written later (core.presence)
+            self.presence.polled(caller, search_doc)
+        return records

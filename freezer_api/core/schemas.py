@@ -117,6 +117,9 @@ JOB_ACTION = {
     'properties': ACTION_BODY,
 }
 
+# Longest run_lease or rpo a job may ask for: ten years.
+MAX_SECONDS = 10 * 365 * 86400
+
 JOB_PROPERTIES = {
     'job_id': _id,
     'client_id': {'type': 'string', 'pattern': CLIENT_ID_PATTERN,
@@ -129,6 +132,10 @@ JOB_PROPERTIES = {
     'job_actions': {'type': 'array', 'items': JOB_ACTION},
     'user_id': _str,
     'project_id': _str,
+    # backup health (issue 15): the longest expected run and the recovery
+    # point objective, in seconds
+    'run_lease': {'type': 'integer', 'minimum': 1, 'maximum': MAX_SECONDS},
+    'rpo': {'type': 'integer', 'minimum': 1, 'maximum': MAX_SECONDS},
     # set by the server only (a trust for a central scheduler)
     'user_credentials': {'type': 'object',
                          'properties': {'trust_id': _str}},

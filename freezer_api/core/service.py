@@ -6,7 +6,12 @@ from freezer_api.core import base
 from freezer_api.core.actions import ActionManager
 from freezer_api.core.backups import BackupManager
 from freezer_api.core.clients import ClientManager
+from freezer_api.core.coverage import CoverageManager
 from freezer_api.core.jobs import JobManager
+from freezer_api.core.presence import PresenceManager
+from freezer_api.core.runs import HealthSettings
+from freezer_api.core.runs import RunLedger
+from freezer_api.core.runs import RunManager
 from freezer_api.core.sessions import SessionManager
 
 
@@ -14,10 +19,12 @@ class Services:
     """Every manager, sharing one driver, clock and id factory."""
 
     def __init__(self, storage, clock=time.time, new_id=base.new_hex_id,
-                 trusts=None, default_timezone='UTC'):
+                 trusts=None, default_timezone='UTC',
+                 health=HealthSettings(), presence_flush_interval=30.0):
         """``trusts`` (freezer_api.identity.trusts) enables central
         schedulers; without it they are refused. ``default_timezone`` is the
-        IANA zone of job schedules that name none."""
+        IANA zone of job schedules that name none. ``health`` and
+        ``presence_flush_interval``: the [health] options (issue 15)."""
         self.storage = storage
         kwargs = {'clock': clock, 'new_id': new_id}
         self.backups = BackupManager(storage, **kwargs)
@@ -29,3 +36,17 @@ class Services:
                                trusts=trusts,
                                default_timezone=default_timezone, **kwargs)
         self.sessions = SessionManager(storage, **kwargs)
+        # Backup health (issue 15): the ledger hooks into the managers
+        # that apply scheduler reports; the readers settle lost and missed
+        # runs.
+        ledger = RunLedger(clock, health)
+        self.presence = PresenceManager(
+            storage, flush_interval=presence_flush_interval,
+            offline_after=health.offline_after, **kwargs)
+        self.runs = RunManager(storage, self.presence, health,
+                               self.jobs.default_timezone, **kwargs)
+        self.coverage = CoverageManager(storage, self.runs, self.presence,
+                                        **kwargs)
+        self.jobs.ledger = self.sessions.ledger = ledger
+        self.backups.ledger = ledger
+        self.jobs.presence = self.presence

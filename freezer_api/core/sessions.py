@@ -9,6 +9,7 @@ import copy
 import datetime
 import re
 from collections.abc import Callable
+from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import jobs as jobs_rules
@@ -217,6 +218,8 @@ def parse_action(body):
 class SessionManager(base.Manager):
     kind = 'sessions'
     not_found = 'No session found with ID {}'
+    # the run ledger (issue 15), set by core.service
+    ledger: Any = None
 
     def _body(self, body):
         return base.without(base.require_object(body, 'session'),
@@ -289,6 +292,8 @@ class SessionManager(base.Manager):
                                         self.now())
             if doc is not None:
                 txn.update(record, doc)
+                self._report_run(txn, caller, session_id, job_id, action,
+                                 new_tag, params.get('result'))
             return {'result': result, 'session_tag': new_tag}
 
         return self.storage.atomic(write)
@@ -349,3 +354,12 @@ class SessionManager(base.Manager):
                 txn.update(job, jobs_rules.detach_from_session(job.doc))
 
         self.storage.atomic(write)
+
+    def _report_run(self, txn, caller, session_id, job_id, action, tag,
+                    result):
+        """Name the session run on the job's run record (issue 15)."""
+        if self.ledger is None:
+            return
+        job = txn.get('jobs', job_id, base.project_scope(caller.scope))
+        self.ledger.session_action(txn, job and job.doc, session_id,
+                                   action, tag, result)

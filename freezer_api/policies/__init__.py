@@ -27,6 +27,10 @@ def _jobs():
                   'List the next run times of a job, as freezer-scheduler '
                   'computes them.',
                   [('GET', item + '/schedule')]),
+        base.rule('jobs:runs:get', base.ADMIN_OR_PROJECT_READER,
+                  'List the runs of a job (the run ledger): reported, '
+                  'lost and missed runs, newest first.',
+                  [('GET', item + '/runs')]),
         base.rule('jobs:get_all_projects', base.ADMIN,
                   'List the jobs of every project (all_projects=true).',
                   [('GET', PATHS['jobs'][0] + '?all_projects=true')]),
@@ -80,6 +84,20 @@ def _sessions():
     ])
 
 
+def _coverage():
+    path = '/v2/{project_id}/coverage'
+    return [
+        base.rule('coverage:get', base.ADMIN_OR_PROJECT_READER,
+                  'Read backup coverage: per client and per job, the last '
+                  'good run against the RPO, missed and stale runs.',
+                  [('GET', path)]),
+        base.rule('coverage:get_all_projects', base.ADMIN,
+                  'Read the coverage of every project '
+                  '(all_projects=true).',
+                  [('GET', path + '?all_projects=true')]),
+    ]
+
+
 def list_rules():
     """Every rule, for the enforcer and oslopolicy-sample-generator."""
     return list(itertools.chain(
@@ -89,6 +107,7 @@ def list_rules():
         _jobs(),
         _actions(),
         _sessions(),
+        _coverage(),
     ))
 
 

@@ -1,6 +1,6 @@
 """The storage driver interface.
 
-A driver stores and queries JSON documents of five kinds. It holds no
+A driver stores and queries JSON documents of the ``KINDS``. It holds no
 business rules: ownership, validation and state machines live in
 ``freezer_api.core``, which reaches the store only through this interface.
 Every driver passes the contract suite in ``tests/storage/contract.py``.
@@ -39,7 +39,8 @@ __all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
            'Record', 'Attempt', 'LostRace', 'Reconnect', 'IdTaken',
            'Transaction', 'StorageDriver', 'backoff']
 
-KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions')
+KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions', 'runs',
+         'presence')
 
 # Kinds whose ids are unique per project rather than across the store.
 PROJECT_UNIQUE_KINDS = frozenset({'clients'})

@@ -445,6 +445,10 @@ def good_requests(prefix, template_prefix, w):
          {'start': None}, ''),
         ('/jobs/{job_id}/schedule', 'get', f'/jobs/{job}/schedule',
          _MISSING, 'count=3'),
+        ('/jobs/{job_id}/runs', 'get', f'/jobs/{job}/runs',
+         {'match': [{'result': 'success'}]}, 'limit=5'),
+        ('/coverage', 'get', '/coverage', _MISSING,
+         f'breached=false&job_id={job}'),
         ('/actions', 'get', '/actions', None, ''),
         ('/actions', 'post', '/actions',
          helpers.action_body(action_id='my-action'), ''),
@@ -608,6 +612,10 @@ def test_every_operation_conforms(version, check, apps, faulty):
          {'start': {'job_id': 'not-a-member', 'current_tag': 0}},
          expect=400, request_valid=True)
     send('get', f'{P}/jobs', query='all_projects=true', expect=403,
+         request_valid=True)
+    send('get', f'{P}/coverage', query='breached=maybe', expect=400,
+         request_valid=False)
+    send('get', f'{P}/coverage', query='all_projects=true', expect=403,
          request_valid=True)
     resp = send('get', f'{P}/jobs', query='all_projects=true', expect=200,
                 headers={**IDENTITY, 'X-Roles': 'admin'})

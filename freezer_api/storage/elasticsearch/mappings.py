@@ -1,8 +1,8 @@
 """Index layout of the Elasticsearch storage driver.
 
-One index holds the five kinds of document (the name in ``[elasticsearch]
-index`` is an alias of it, so that nothing can auto-create it with a
-dynamic mapping). Each Elasticsearch document is::
+One index holds every kind of document (``storage.base.KINDS``; the name
+in ``[elasticsearch] index`` is an alias of it, so that nothing can
+auto-create it with a dynamic mapping). Each Elasticsearch document is::
 
     {"kind": "jobs", "key": <its _id>, "id": ..., "project_id": ...,
      "user_id": ..., "version": 3, "created_at": <microseconds>,
@@ -115,6 +115,13 @@ KIND_PROPERTIES = {
         result=_KEYWORD, time_start=_LONG, time_end=_LONG,
         time_started=_LONG, time_ended=_LONG, last_start=_KEYWORD,
         **_OWNER),
+    'runs': _obj(
+        run_id=_KEYWORD, job_id=_KEYWORD, client_id=_KEYWORD,
+        session_id=_KEYWORD, session_tag=_LONG, status=_KEYWORD,
+        result=_KEYWORD, reason=_KEYWORD, start=_LONG, end=_LONG,
+        expected_at=_LONG, last_report=_LONG, backups=_KEYWORD,
+        description=_TEXT, **_OWNER),
+    'presence': _obj(client_id=_KEYWORD, last_seen=_LONG, **_OWNER),
 }
 
 INTERNAL_FIELDS = {

@@ -1,0 +1,173 @@
+"""Coverage (issue 15, point 5): per client and per job, is there a recent
+good backup, and what went wrong lately.
+
+Every job in the scope is settled first (``RunManager.settle``: overdue
+runs end as lost, missed runs are written), so the answer and the runs
+lists agree.
+"""
+
+import dataclasses
+
+from freezer_api.core import base
+from freezer_api.core import health
+from freezer_api.core import schedule as run_times
+from freezer_api.core import search
+from freezer_api.core.errors import InvalidInput
+from freezer_api.core.runs import every
+from freezer_api.storage.query import Query
+from freezer_api.storage.query import Term
+
+FILTERS = ('client_id', 'job_id')
+
+
+def check_filter(name, value):
+    if value is None:
+        return None
+    if not value or len(value) > 255:
+        raise InvalidInput(f'{name} must be a non-empty string of at most '
+                           '255 characters')
+    return value
+
+
+def _age(now, moment):
+    return None if moment is None else max(0, int(now - moment))
+
+
+class CoverageManager(base.Manager):
+
+    def __init__(self, storage, runs, presence, **kwargs):
+        super().__init__(storage, **kwargs)
+        self.runs = runs
+        self.presence = presence
+
+    def coverage(self, caller: base.Caller, search_doc=None,
+                 page: base.Page = base.Page(limit=base.MAX_LIMIT),
+                 breached_only=False, client_id=None, job_id=None) -> dict:
+        """The coverage of the jobs ``search_doc`` and the filters
+        choose; ``page`` pages the jobs listed (the summary and the
+        clients count them all)."""
+        check_filter('client_id', client_id)
+        check_filter('job_id', job_id)
+        query = search.parse(search_doc, 'jobs')
+        now = self.now()
+        terms = list(query.match)
+        if client_id is not None:
+            terms.append(Term('client_id', client_id))
+        if job_id is not None:
+            terms.append(Term('job_id', job_id))
+        scope = caller.scope
+        presences = self.presence.of_project(scope)
+        offline_after = self.runs.settings.offline_after
+        jobs = []
+        for job in every(self.storage, 'jobs', scope,
+                         dataclasses.replace(query, match=tuple(terms))):
+            if job_id is not None and job.id != job_id:
+                continue
+            jobs.append(self._job(job, presences, offline_after, now))
+        clients = self._clients(scope, jobs, presences, offline_after, now,
+                                client_id)
+        if breached_only:
+            jobs = [job for job in jobs if job['breached']]
+            clients = [client for client in clients if client['breached']]
+        listed = jobs[page.offset:page.offset + page.limit]
+        return {
+            'generated_at': health.iso(now),
+            'summary': {
+                'jobs': len(jobs),
+                'breached': sum(1 for job in jobs if job['breached']),
+                'stale': sum(1 for job in jobs if job['stale']),
+                'missed_7d': sum(job['missed_7d'] for job in jobs),
+                'clients_offline': sum(1 for c in clients if c['offline']),
+            },
+            'clients': clients,
+            'jobs': listed,
+        }
+
+    def _job(self, job, presences, offline_after, now):
+        doc = job.doc
+        client = doc.get('client_id', '')
+        presence = presences.get((job.project_id, client))
+        recent = self.runs.settle(job, presence=presence)
+        lease = self.runs.lease(doc)
+        success = next((run for run in recent
+                        if run.get('result') == 'success'), None)
+        if success is None:
+            success = self.runs.last_success(job)
+        trig, description = health.trigger_of(doc,
+                                              self.runs.default_timezone)
+        interval = health.interval_of(trig, description, now)
+        rpo, rpo_source = health.rpo(doc, interval)
+        schedule = doc.get('job_schedule') or {}
+        created = schedule.get('time_created')
+        created = created if isinstance(created, int) else 0
+        success_end = success.get('end') if success else None
+        current = None
+        start = health.reported_start(doc)
+        if start is not None:
+            run_id = health.run_id(job.id, start)
+            current = next((run for run in recent
+                            if run.get('run_id') == run_id), None)
+        last_seen = presence.get('last_seen') if presence else None
+        return {
+            'job_id': job.id,
+            'client_id': client,
+            'project_id': job.project_id,
+            'description': doc.get('description', ''),
+            'status': schedule.get('status', ''),
+            'last_success': None if success is None else {
+                'run_id': success.get('run_id'),
+                'end': health.iso(success_end),
+                'age': _age(now, success_end),
+                'backups': success.get('backups', []),
+            },
+            'rpo': rpo,
+            'rpo_source': rpo_source,
+            'breached': health.breached(rpo, success_end, created, now),
+            'missed_7d': sum(1 for run in recent
+                             if run.get('status') == health.MISSED),
+            'lost_7d': sum(1 for run in recent
+                           if run.get('status') == health.LOST),
+            'stale': health.is_stale(doc, current, lease, now),
+            'run_lease': lease,
+            'next_run': self._next_run(doc, now),
+            'client_last_seen': health.iso(last_seen),
+            'client_offline': health.offline_at(now, presence,
+                                                offline_after),
+        }
+
+    def _next_run(self, doc, now):
+        if not health.watches_schedule(doc):
+            return None
+        try:
+            return run_times.job_schedule(
+                doc, self.runs.default_timezone, now, 1)['next_run']
+        except Exception:  # noqa: BLE001 - a schedule it cannot arm
+            return None
+
+    def _clients(self, scope, jobs, presences, offline_after, now,
+                 client_id):
+        """One entry per registered client (and per client a job names)."""
+        by_client: dict[tuple[str, str], list[dict]] = {}
+        for job in jobs:
+            by_client.setdefault((job['project_id'], job['client_id']),
+                                 []).append(job)
+        query = Query(match=(Term('client_id', client_id),)
+                      if client_id is not None else ())
+        for record in every(self.storage, 'clients', scope, query):
+            by_client.setdefault((record.project_id, record.id), [])
+        clients = []
+        for (project_id, name), its_jobs in sorted(by_client.items()):
+            presence = presences.get((project_id, name))
+            last_seen = presence.get('last_seen') if presence else None
+            clients.append({
+                'client_id': name,
+                'project_id': project_id,
+                'last_seen': health.iso(last_seen),
+                'last_seen_age': _age(now, last_seen),
+                'offline': health.offline_at(now, presence, offline_after),
+                'jobs': len(its_jobs),
+                'breached': sum(1 for job in its_jobs if job['breached']),
+                'stale': sum(1 for job in its_jobs if job['stale']),
+                'missed_7d': sum(job['missed_7d'] for job in its_jobs),
+            })
+        return clients

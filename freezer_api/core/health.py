@@ -1,0 +1,345 @@
+"""Backup health rules (issue 15): run records, missed, stale and lost runs,
+recovery point objectives.
+
+Pure functions of documents and times (seconds since the epoch); the
+managers in ``core.runs``, ``core.presence`` and ``core.coverage`` read
+and write the store around them.
+
+A run record (kind ``runs``)::
+
+    {"run_id", "job_id", "client_id", "session_id", "session_tag",
+     "status": running | completed | lost | missed,
+     "result": "" | success | fail | aborted | lost | missed,
+     "reason": client_offline | overlap | not_started (missed runs only),
+     "start", "end", "expected_at", "last_report", "backups": [...],
+     "events": [{"event", "at"}], "project_id", "user_id"}
+
+Run ids are derived from the job and the start time the scheduler
+reported (or the expected time of a missed run), so that every API
+process, and every retry of a report, names the same record.
+"""
+
+import datetime
+import hashlib
+
+from freezer_api.core import schedule as run_times
+
+RUNNING = 'running'
+COMPLETED = 'completed'
+LOST = 'lost'
+MISSED = 'missed'
+STATUSES = (RUNNING, COMPLETED, LOST, MISSED)
+
+RESULTS = ('success', 'fail', 'aborted')
+REASONS = ('client_offline', 'overlap', 'not_started')
+
+# What the runs list shows after these many days, and what coverage counts.
+RECENT_DAYS = 7
+DAY = 86400
+
+# Run records sort newest first in the store's ascending order of
+# created_at: their created_at counts down from here (microseconds).
+NEWEST_FIRST_BASE = 2 ** 62
+
+# At most this many expected run times are checked per job and read.
+MAX_EXPECTED = 500
+
+# Job statuses where freezer-scheduler runs nothing until told again.
+HELD_EVENTS = ('stop', 'abort', 'remove')
+
+
+def _digest(*parts) -> str:
+    text = '\n'.join(str(part) for part in parts)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()[:32]
+
+
+def run_id(job_id: str, start: int) -> str:
+    """The id of the run of ``job_id`` that started at ``start``."""
+    return _digest('run', job_id, start)
+
+
+def missed_id(job_id: str, expected_at: int) -> str:
+    """The id of the missed run of ``job_id`` expected at ``expected_at``."""
+    return _digest('missed', job_id, expected_at)
+
+
+def created_at(moment: float) -> int:
+    """The ``created_at`` that lists a run at ``moment`` newest first."""
+    return NEWEST_FIRST_BASE - int(moment * 1_000_000)
+
+
+def _int(value, default=-1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return value
+
+
+# -- the ledger: what a job report means -----------------------------------
+
+def reported_start(job_doc: dict) -> int | None:
+    """The start time of the run a job document reports as running."""
+    schedule = job_doc.get('job_schedule') or {}
+    started = _int(schedule.get('time_started'))
+    if schedule.get('status') == RUNNING and started > 0:
+        return started
+    return None
+
+
+def reported_end(job_doc: dict) -> tuple[int, int, str] | None:
+    """``(start, end, result)`` of the run a job document reports as
+    ended: not running, a known result, and an end at or after the
+    start."""
+    schedule = job_doc.get('job_schedule') or {}
+    started = _int(schedule.get('time_started'))
+    ended = _int(schedule.get('time_ended'))
+    result = schedule.get('result')
+    if (schedule.get('status') != RUNNING and result in RESULTS
+            and started > 0 and ended >= started):
+        return started, ended, result
+    return None
+
+
+def new_run(job_doc: dict, start: int, now: int) -> dict:
+    """The record of a run that starts."""
+    return {
+        'run_id': run_id(job_doc['job_id'], start),
+        'job_id': job_doc['job_id'],
+        'client_id': job_doc.get('client_id', ''),
+        'description': job_doc.get('description', ''),
+        'session_id': job_doc.get('session_id') or '',
+        'session_tag': _int(job_doc.get('session_tag'), 0),
+        'status': RUNNING, 'result': '',
+        'start': start, 'end': -1, 'last_report': now,
+        'backups': [], 'events': [],
+        'project_id': job_doc.get('project_id', ''),
+        'user_id': job_doc.get('user_id', ''),
+    }
+
+
+def ended_run(run: dict, end: int, result: str, now: int) -> dict:
+    """The record once its scheduler reported the end (even after the
+    run was given up as lost: the scheduler's word wins)."""
+    ended = {**run, 'status': COMPLETED, 'result': result, 'end': end,
+             'last_report': max(now, _int(run.get('last_report'), 0))}
+    if run.get('status') == LOST:
+        ended['reported_after_lost'] = True
+    return ended
+
+
+# -- stale and lost ---------------------------------------------------------
+
+def lease(job_doc: dict | None, default: int) -> int:
+    """Seconds a run of the job may go without a report."""
+    value = (job_doc or {}).get('run_lease')
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return default
+    return value
+
+
+def is_overdue(run: dict, lease_seconds: int, now: float) -> bool:
+    """A running record whose scheduler has said nothing for longer than
+    the lease."""
+    last = _int(run.get('last_report'), _int(run.get('start'), 0))
+    return run.get('status') == RUNNING and now - last > lease_seconds
+
+
+def lost_run(run: dict, lease_seconds: int) -> dict:
+    """The record of an overdue run, ended as lost when its lease ran
+    out."""
+    last = _int(run.get('last_report'), _int(run.get('start'), 0))
+    return {**run, 'status': LOST, 'result': LOST,
+            'end': last + lease_seconds}
+
+
+def is_stale(job_doc: dict, current_run: dict | None, lease_seconds: int,
+             now: float) -> bool:
+    """The job still says running, and its run is overdue or lost."""
+    if reported_start(job_doc) is None:
+        return False
+    if current_run is None:
+        start = reported_start(job_doc) or 0
+        return now - start > lease_seconds
+    return current_run.get('status') == LOST or is_overdue(
+        current_run, lease_seconds, now)
+
+
+# -- schedule: interval, grace, RPO -----------------------------------------
+
+def _zone(schedule: dict, default_tz):
+    name = schedule.get(run_times.TIMEZONE_FIELD)
+    if name:
+        try:
+            return run_times.time_zone(name)
+        except Exception:  # noqa: BLE001 - reported by the schedule route
+            return default_tz
+    return default_tz
+
+
+def trigger_of(job_doc: dict, default_tz):
+    """``(trigger, description)`` of a job as its scheduler arms it, or
+    ``(None, None)`` when the scheduler could not schedule it."""
+    schedule = job_doc.get('job_schedule') or {}
+    created = _int(schedule.get('time_created'), 0)
+    armed_at = datetime.datetime.fromtimestamp(max(created, 0),
+                                               run_times.UTC)
+    try:
+        trig, description, _ = run_times.trigger(
+            schedule, _zone(schedule, default_tz), armed_at)
+    except Exception:  # noqa: BLE001 - a schedule the scheduler rejects
+        return None, None
+    return trig, description
+
+
+def interval_of(trig, description, now: float) -> int | None:
+    """Seconds between two runs: the interval, or the gap between the next
+    two runs of a cron schedule; None for a single run."""
+    if description is None or trig is None:
+        return None
+    if description.get('kind') == 'interval':
+        return int(description['seconds'])
+    if description.get('kind') != 'cron':
+        return None
+    at = datetime.datetime.fromtimestamp(now, run_times.UTC)
+    first = trig.get_next_fire_time(None, at)
+    if first is None:
+        return None
+    second = trig.get_next_fire_time(first, first)
+    if second is None:
+        return None
+    return max(1, int((second - first).total_seconds()))
+
+
+def grace(interval: int | None, minimum: int, percent: int) -> int:
+    """Seconds after an expected time within which a run must start."""
+    return max(minimum, int((interval or 0) * percent / 100))
+
+
+def rpo(job_doc: dict, interval: int | None) -> tuple[int | None, str]:
+    """``(seconds, source)``: the job's ``rpo``, else twice its interval
+    (``default``), else ``(None, 'none')``."""
+    value = job_doc.get('rpo')
+    if not isinstance(value, bool) and isinstance(value, int) and value > 0:
+        return value, 'job'
+    if interval:
+        return 2 * interval, 'default'
+    return None, 'none'
+
+
+def breached(rpo_seconds: int | None, last_success_end: int | None,
+             since: int, now: float) -> bool:
+    """Whether the newest good backup is older than the RPO (counted from
+    ``since``, the job's creation, when it never succeeded)."""
+    if rpo_seconds is None:
+        return False
+    reference = last_success_end if last_success_end is not None else since
+    return now - reference > rpo_seconds
+
+
+def expected_times(trig, start: float, end: float,
+                   limit: int = MAX_EXPECTED) -> list[int]:
+    """The run times of ``trig`` in ``[start, end]`` (the newest ``limit``),
+    as whole seconds."""
+    if trig is None or end < start:
+        return []
+    times: list[int] = []
+    at = datetime.datetime.fromtimestamp(start, run_times.UTC)
+    moment = trig.get_next_fire_time(None, at)
+    previous = None
+    while moment is not None:
+        stamp = moment.timestamp()
+        if stamp > end:
+            break
+        if stamp >= start:
+            times.append(int(stamp))
+            if len(times) > limit:
+                times.pop(0)
+        previous = moment
+        moment = trig.get_next_fire_time(previous, previous)
+        if moment is not None and moment.timestamp() <= previous.timestamp():
+            break
+    return times
+
+
+def offline_at(moment: float, presence: dict | None,
+               offline_after: int) -> bool:
+    """Whether the client was not polling at ``moment``: never seen, silent
+    since long before it, or inside a recorded gap between two polls."""
+    if not presence:
+        return True
+    last_seen = _int(presence.get('last_seen'), 0)
+    if moment - last_seen > offline_after:
+        return True
+    for gap in presence.get('gaps') or []:
+        if (isinstance(gap, list) and len(gap) == 2
+                and gap[0] < moment < gap[1]):
+            return True
+    return False
+
+
+def missed_runs(job_doc: dict, expected: list[int], runs: list[dict],
+                grace_seconds: int, interval: int | None,
+                presence: dict | None, offline_after: int,
+                ) -> list[tuple[int, str]]:
+    """``(expected_at, reason)`` of each expected time no run answered.
+
+    A run answers an expected time when it started at most ``grace``
+    after it, or at most half an interval before it (the scheduler counts
+    its interval from when it armed the job, which the server cannot see).
+    An unanswered time is missed because the client was offline, else
+    because the previous run was still going (``overlap``), else
+    ``not_started``.
+    """
+    started = [(_int(r.get('start')), _int(r.get('end')), r.get('status'))
+               for r in runs if r.get('status') != MISSED
+               and _int(r.get('start')) > 0]
+    early = max(grace_seconds, (interval or 0) // 2)
+    missed = []
+    for at in expected:
+        if any(at - early <= start <= at + grace_seconds
+               for start, _, _ in started):
+            continue
+        # NOTE: an offline client explains a miss first: the run it left
+        # "running" when it went away is no reason of its own.
+        if offline_at(at, presence, offline_after):
+            reason = 'client_offline'
+        elif any(start < at and (end < 0 and status == RUNNING or end > at)
+                 for start, end, status in started):
+            reason = 'overlap'
+        else:
+            reason = 'not_started'
+        missed.append((at, reason))
+    return missed
+
+
+def missed_run(job_doc: dict, expected_at: int, reason: str) -> dict:
+    """The record of a missed run."""
+    return {
+        'run_id': missed_id(job_doc['job_id'], expected_at),
+        'job_id': job_doc['job_id'],
+        'client_id': job_doc.get('client_id', ''),
+        'description': job_doc.get('description', ''),
+        'session_id': job_doc.get('session_id') or '',
+        'session_tag': _int(job_doc.get('session_tag'), 0),
+        'status': MISSED, 'result': MISSED, 'reason': reason,
+        'expected_at': expected_at, 'start': -1, 'end': -1,
+        'last_report': -1, 'backups': [], 'events': [],
+        'project_id': job_doc.get('project_id', ''),
+        'user_id': job_doc.get('user_id', ''),
+    }
+
+
+def watches_schedule(job_doc: dict) -> bool:
+    """Whether the scheduler is expected to run the job by its schedule:
+    not held by a stop or abort event, not driven by a session."""
+    schedule = job_doc.get('job_schedule') or {}
+    if schedule.get('event') in HELD_EVENTS or schedule.get(
+            'status') in ('stop', 'removed'):
+        return False
+    return not job_doc.get('session_id')
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None or moment < 0:
+        return None
+    return datetime.datetime.fromtimestamp(
+        moment, run_times.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')

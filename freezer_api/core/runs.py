@@ -1,0 +1,305 @@
+"""The run ledger (issue 15, point 2): a record per run a scheduler
+reports, kept in the store as kind ``runs`` (see ``core.health``).
+
+The hooks run inside the transaction that applies the report, so a run
+record and the job state it comes from are written together:
+
+- ``job_reported``: a job written with ``status: running`` starts a run;
+  one written back with a result and ``time_ended`` ends it (what
+  freezer-scheduler PATCHes around every run);
+- ``job_event``: start, stop and abort requests are noted on the running
+  run;
+- ``session_action``: a session start or end names the session and tag
+  of the job's running run;
+- ``backup_posted``: a backup whose metadata names a running job is
+  linked to that run.
+
+``RunManager`` reads the ledger: it ends overdue runs as lost and writes
+missed runs (ids derived from the job and time, so several API processes
+write each one once) before it answers.
+"""
+
+import dataclasses
+from typing import Any
+
+from freezer_api.core import base
+from freezer_api.core import health
+from freezer_api.core import search
+from freezer_api.core.errors import NotFound
+from freezer_api.storage import errors as storage_errors
+from freezer_api.storage.base import MAX_LIST_LIMIT
+from freezer_api.storage.base import Scope
+from freezer_api.storage.query import Query
+from freezer_api.storage.query import Range
+from freezer_api.storage.query import Term
+
+KIND = 'runs'
+# A job reporting the end of a run the ledger never saw start (written
+# before this release, or purged) gets a record if it ended this recently.
+LATE_END = health.DAY
+MAX_EVENTS = 20
+MAX_BACKUPS = 100
+
+
+def every(storage, kind, scope, query=Query()):
+    """Every document of ``kind`` in ``scope`` matching ``query``, page by
+    page."""
+    offset = 0
+    while True:
+        page = storage.list(kind, scope, query, MAX_LIST_LIMIT, offset)
+        yield from page
+        if len(page) < MAX_LIST_LIMIT:
+            return
+        offset += len(page)
+
+
+# ``settle`` reads the client's presence itself unless given (even None).
+UNREAD: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthSettings:
+    retention_days: int = 90
+    default_lease: int = 6 * 3600
+    missed_grace: int = 300
+    missed_grace_percent: int = 10
+    offline_after: int = 300
+
+
+def _at(doc):
+    """The time a record is listed by: its start, or its expected time."""
+    start = doc.get('start', -1)
+    return start if start > 0 else doc.get('expected_at', 0)
+
+
+class RunLedger:
+    """The hooks: each runs inside the caller's transaction."""
+
+    def __init__(self, clock, settings: HealthSettings):
+        self.clock = clock
+        self.settings = settings
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def _insert(self, txn, doc):
+        doc['at'] = _at(doc)
+        return txn.insert(KIND, doc['run_id'], doc['project_id'],
+                          doc['user_id'], health.created_at(doc['at']), doc)
+
+    def job_reported(self, txn, job_doc: dict) -> None:
+        """Start or end the run a job document reports."""
+        project = Scope(job_doc.get('project_id'))
+        now = self.now()
+        start = health.reported_start(job_doc)
+        if start is not None:
+            run_id = health.run_id(job_doc['job_id'], start)
+            record = txn.get(KIND, run_id, project)
+            if record is None:
+                self._insert(txn, health.new_run(job_doc, start, now))
+            elif record.doc.get('status') == health.RUNNING and (
+                    record.doc.get('last_report', 0) < now):
+                txn.update(record, {**record.doc, 'last_report': now})
+            return
+        ended = health.reported_end(job_doc)
+        if ended is None:
+            return
+        start, end, result = ended
+        run_id = health.run_id(job_doc['job_id'], start)
+        record = txn.get(KIND, run_id, project)
+        if record is None:
+            if now - end > LATE_END:
+                return
+            run = health.new_run(job_doc, start, now)
+            self._insert(txn, health.ended_run(run, end, result, now))
+        elif record.doc.get('status') in (health.RUNNING, health.LOST):
+            txn.update(record, health.ended_run(record.doc, end, result,
+                                                now))
+
+    def _running(self, txn, job_doc):
+        start = health.reported_start(job_doc)
+        if start is None:
+            return None
+        record = txn.get(KIND, health.run_id(job_doc['job_id'], start),
+                         Scope(job_doc.get('project_id')))
+        if record is None or record.doc.get('status') != health.RUNNING:
+            return None
+        return record
+
+    def job_event(self, txn, job_doc: dict, event: str) -> None:
+        """Note an event requested while the job runs."""
+        record = self._running(txn, job_doc)
+        if record is None:
+            return
+        events = list(record.doc.get('events') or [])[-(MAX_EVENTS - 1):]
+        events.append({'event': event, 'at': self.now()})
+        txn.update(record, {**record.doc, 'events': events})
+
+    def session_action(self, txn, job_doc: dict | None, session_id: str,
+                       action: str, tag: int, result=None) -> None:
+        """Name the session run of the job's running run."""
+        if job_doc is None:
+            return
+        record = self._running(txn, job_doc)
+        if record is None:
+            return
+        doc = {**record.doc, 'session_id': session_id, 'session_tag': tag,
+               'last_report': max(self.now(),
+                                  record.doc.get('last_report', 0))}
+        if action == 'end' and result is not None:
+            doc['session_result'] = result
+        if doc != record.doc:
+            txn.update(record, doc)
+
+    def backup_posted(self, txn, job_doc: dict | None,
+                      backup_id: str) -> None:
+        """Link a backup to the run of the job that posted it."""
+        if job_doc is None:
+            return
+        record = self._running(txn, job_doc)
+        if record is None:
+            return
+        backups = list(record.doc.get('backups') or [])
+        if backup_id in backups or len(backups) >= MAX_BACKUPS:
+            return
+        txn.update(record, {**record.doc, 'backups': backups + [backup_id],
+                            'last_report': max(
+                                self.now(),
+                                record.doc.get('last_report', 0))})
+
+
+class RunManager(base.Manager):
+    """Reads the ledger, settling lost and missed runs first."""
+
+    kind = KIND
+    not_found = 'No run found with ID {}'
+
+    def __init__(self, storage, presence, settings: HealthSettings,
+                 default_timezone, **kwargs):
+        super().__init__(storage, **kwargs)
+        self.presence = presence
+        self.settings = settings
+        self.default_timezone = default_timezone
+
+    def _cutoff(self, now):
+        return now - self.settings.retention_days * health.DAY
+
+    def job_runs(self, caller: base.Caller, job_id, search_doc,
+                 page: base.Page):
+        """The runs of one job, newest first (``GET .../jobs/{id}/runs``).
+
+        :raises NotFound: the job is not in the caller's scope.
+        """
+        try:
+            job = self.storage.get('jobs', job_id, caller.scope)
+        except storage_errors.NotFound:
+            raise NotFound(f'No job found with ID {job_id}')
+        query = search.parse(search_doc, self.kind)
+        now = self.now()
+        self.settle(job)
+        self.purge(job)
+        query = dataclasses.replace(
+            query, match=query.match + (Term('job_id', job_id),),
+            ranges=query.ranges + (Range('at', low=self._cutoff(now)),))
+        return self.storage.list(self.kind, Scope(job.project_id), query,
+                                 page.limit, page.offset)
+
+    def purge(self, job) -> int:
+        """Remove the job's records older than the retention."""
+        query = Query(match=(Term('job_id', job.id),),
+                      ranges=(Range('at', high=self._cutoff(self.now())),))
+        old = self.storage.list(self.kind, Scope(job.project_id), query,
+                                100, 0)
+        for record in old:
+            try:
+                self.storage.delete(self.kind, record.id,
+                                    Scope(record.project_id))
+            except storage_errors.NotFound:
+                pass  # another process got there first
+        return len(old)
+
+    def recent(self, job) -> list[dict]:
+        """The job's records of the last ``RECENT_DAYS``, newest first."""
+        low = self.now() - health.RECENT_DAYS * health.DAY
+        query = Query(match=(Term('job_id', job.id),),
+                      ranges=(Range('at', low=low),))
+        return [record.doc for record in self.storage.list(
+            self.kind, Scope(job.project_id), query, MAX_LIST_LIMIT, 0)]
+
+    def last_success(self, job) -> dict | None:
+        query = Query(match=(Term('job_id', job.id),
+                             Term('result', 'success')))
+        found = self.storage.list(self.kind, Scope(job.project_id), query,
+                                  1, 0)
+        return found[0].doc if found else None
+
+    def lease(self, job_doc) -> int:
+        return health.lease(job_doc, self.settings.default_lease)
+
+    def settle(self, job, presence=UNREAD, recent=None) -> list[dict]:
+        """End the job's overdue runs as lost and write its missed runs;
+        return its records of the last ``RECENT_DAYS`` as settled.
+
+        ``presence``: the client's presence document (None: never seen),
+        read here when not given."""
+        now = self.now()
+        runs = self.recent(job) if recent is None else recent
+        lease_seconds = self.lease(job.doc)
+        settled = []
+        for run in runs:
+            if health.is_overdue(run, lease_seconds, now):
+                run = self._lose(job, run, lease_seconds)
+            settled.append(run)
+        if health.watches_schedule(job.doc):
+            if presence is UNREAD:
+                presence = self.presence.of_client(
+                    job.project_id, job.doc.get('client_id', ''))
+            settled = self._missed(job, settled, presence, now) + settled
+            settled.sort(key=_at, reverse=True)
+        return settled
+
+    def _lose(self, job, run, lease_seconds):
+        def change(txn):
+            record = txn.get(self.kind, run['run_id'],
+                             Scope(job.project_id))
+            if record is None:
+                return run
+            if not health.is_overdue(record.doc, lease_seconds,
+                                     self.now()):
+                return record.doc
+            return txn.update(record, health.lost_run(
+                record.doc, lease_seconds)).doc
+
+        return self.storage.atomic(change)
+
+    def _missed(self, job, runs, presence, now) -> list[dict]:
+        trig, description = health.trigger_of(job.doc,
+                                              self.default_timezone)
+        if trig is None:
+            return []
+        interval = health.interval_of(trig, description, now)
+        grace = health.grace(interval, self.settings.missed_grace,
+                             self.settings.missed_grace_percent)
+        created = (job.doc.get('job_schedule') or {}).get('time_created', 0)
+        start = max(now - health.RECENT_DAYS * health.DAY,
+                    self._cutoff(now), created if isinstance(
+                        created, int) else 0)
+        expected = health.expected_times(trig, start, now - grace)
+        known = {run.get('expected_at') for run in runs
+                 if run.get('status') == health.MISSED}
+        expected = [at for at in expected if at not in known]
+        written = []
+        for at, reason in health.missed_runs(
+                job.doc, expected, runs, grace, interval, presence,
+                self.settings.offline_after):
+            doc = health.missed_run({**job.doc, 'job_id': job.id,
+                                     'project_id': job.project_id,
+                                     'user_id': job.user_id}, at, reason)
+            doc['at'] = at
+            try:
+                self.storage.create(self.kind, doc['run_id'], job.project_id,
+                                    job.user_id, health.created_at(at), doc)
+            except storage_errors.Conflict:
+                pass  # written by another process meanwhile
+            written.append(doc)
+        return written

@@ -1,0 +1,157 @@
+"""The backup health rules of core/health.py and core/presence.py, without
+a server or a store."""
+
+from freezer_api.core import health
+from freezer_api.core import presence
+
+T0 = 1_700_000_000
+DAY = 86400
+
+
+def job(**extra):
+    doc = {'job_id': 'j1', 'client_id': 'c1', 'project_id': 'p',
+           'user_id': 'u', 'description': 'd',
+           'job_schedule': {'schedule_interval': '10 minutes',
+                            'time_created': T0}}
+    doc.update(extra)
+    return doc
+
+
+def running(start):
+    return job(job_schedule={'status': 'running', 'time_started': start,
+                             'time_ended': -1, 'result': ''})
+
+
+def test_ids_are_deterministic_and_distinct():
+    assert health.run_id('j1', T0) == health.run_id('j1', T0)
+    assert health.run_id('j1', T0) != health.run_id('j1', T0 + 1)
+    assert health.run_id('j1', T0) != health.missed_id('j1', T0)
+    assert len(health.run_id('x' * 255, T0)) == 32
+
+
+def test_newest_first_order():
+    assert health.created_at(T0 + 1) < health.created_at(T0)
+    assert health.created_at(T0) > 0
+
+
+def test_reports():
+    assert health.reported_start(running(T0)) == T0
+    assert health.reported_start(job()) is None
+    assert health.reported_start(running(-1)) is None
+    ended = job(job_schedule={'status': 'scheduled', 'result': 'fail',
+                              'time_started': T0, 'time_ended': T0 + 5})
+    assert health.reported_end(ended) == (T0, T0 + 5, 'fail')
+    # a start event clears the result: not an end
+    cleared = job(job_schedule={'status': '', 'result': '',
+                                'time_started': T0, 'time_ended': T0 + 5})
+    assert health.reported_end(cleared) is None
+    # an end before its start is no end
+    odd = job(job_schedule={'status': 'completed', 'result': 'success',
+                            'time_started': T0, 'time_ended': T0 - 1})
+    assert health.reported_end(odd) is None
+
+
+def test_lease_stale_and_lost():
+    assert health.lease(job(run_lease=60), 3600) == 60
+    assert health.lease(job(run_lease=True), 3600) == 3600
+    assert health.lease(None, 3600) == 3600
+    run = health.new_run(running(T0), T0, T0)
+    assert not health.is_overdue(run, 60, T0 + 60)
+    assert health.is_overdue(run, 60, T0 + 61)
+    lost = health.lost_run(run, 60)
+    assert (lost['status'], lost['result'], lost['end']) == (
+        'lost', 'lost', T0 + 60)
+    assert health.is_stale(running(T0), lost, 60, T0 + 61)
+    assert not health.is_stale(job(), lost, 60, T0 + 61)
+    back = health.ended_run(lost, T0 + 100, 'success', T0 + 100)
+    assert back['status'] == 'completed' and back['reported_after_lost']
+
+
+def test_interval_grace_and_rpo():
+    trig, description = health.trigger_of(job(), health.run_times.UTC)
+    assert health.interval_of(trig, description, T0) == 600
+    assert health.grace(600, 300, 10) == 300
+    assert health.grace(7 * DAY, 300, 10) == 60480
+    assert health.grace(None, 300, 10) == 300
+    assert health.rpo(job(), 600) == (1200, 'default')
+    assert health.rpo(job(rpo=99), 600) == (99, 'job')
+    assert health.rpo(job(), None) == (None, 'none')
+    cron = job(job_schedule={'schedule_hour': '3', 'schedule_minute': '0',
+                             'time_created': T0})
+    trig, description = health.trigger_of(cron, health.run_times.UTC)
+    assert health.interval_of(trig, description, T0) == DAY
+    assert health.breached(100, T0, T0, T0 + 101)
+    assert not health.breached(100, T0, T0, T0 + 100)
+    assert health.breached(100, None, T0, T0 + 101)
+    assert not health.breached(None, None, T0, T0 + 10 ** 6)
+
+
+def test_expected_times():
+    trig, _ = health.trigger_of(job(), health.run_times.UTC)
+    assert health.expected_times(trig, T0, T0 + 1800) == [
+        T0 + 600, T0 + 1200, T0 + 1800]
+    # the newest ones when there are more
+    assert health.expected_times(trig, T0, T0 + 6000, limit=2) == [
+        T0 + 5400, T0 + 6000]
+    assert health.expected_times(None, T0, T0 + 600) == []
+
+
+def test_missed_reasons():
+    doc = job()
+    expected = [T0 + 600, T0 + 1200, T0 + 1800, T0 + 2400]
+    runs = [
+        # answers T0+600 (started a little early: the scheduler armed
+        # the job before the server's reckoning)
+        {'status': 'completed', 'start': T0 + 590, 'end': T0 + 700},
+        # still going at T0+1800
+        {'status': 'running', 'start': T0 + 1400, 'end': -1},
+    ]
+    polled = {'last_seen': T0 + 2000, 'gaps': [[T0 + 1000, T0 + 1400]]}
+    missed = health.missed_runs(doc, expected, runs, 60, 600, polled, 300)
+    # offline first: the run left running is no reason of its own
+    assert missed == [(T0 + 1200, 'client_offline'),
+                      (T0 + 1800, 'overlap'),
+                      (T0 + 2400, 'client_offline')]
+    done = [dict(runs[1], status='completed', end=T0 + 1700)]
+    missed = health.missed_runs(doc, expected[2:], done, 60, 600, polled,
+                                300)
+    assert missed == [(T0 + 1800, 'not_started'),
+                      (T0 + 2400, 'client_offline')]
+    # a client never seen is offline
+    assert health.missed_runs(doc, [T0 + 600], [], 60, 600, None, 300) == [
+        (T0 + 600, 'client_offline')]
+
+
+def test_watches_schedule():
+    assert health.watches_schedule(job())
+    assert not health.watches_schedule(job(session_id='s1'))
+    assert not health.watches_schedule(job(job_schedule={'event': 'stop'}))
+
+
+def test_presence_gaps():
+    doc = presence.seen(None, T0, T0 + 10, [], 300)
+    assert doc == {'last_seen': T0 + 10, 'first_seen': T0, 'gaps': []}
+    # a silence longer than offline_after between two writes
+    later = presence.seen(doc, T0 + 1000, T0 + 1010, [], 300)
+    assert later['gaps'] == [[T0 + 10, T0 + 1000]]
+    # a silence this process saw between two polls it coalesced
+    again = presence.seen(later, T0 + 1020, T0 + 2000,
+                          [[T0 + 1100, T0 + 1900]], 300)
+    assert again['gaps'] == [[T0 + 10, T0 + 1000], [T0 + 1100, T0 + 1900]]
+    # the same silence written by two processes is kept once
+    assert presence.seen(again, T0 + 2010, T0 + 2020,
+                         [[T0 + 1100, T0 + 1900]], 300)['gaps'] == (
+        again['gaps'])
+    # older polls change nothing
+    assert presence.seen(again, T0, T0 + 5, [], 300) is again
+    # gaps older than a week go
+    week = presence.seen(again, T0 + 8 * DAY, T0 + 8 * DAY, [], 300)
+    assert week['gaps'] == [[T0 + 2000, T0 + 8 * DAY]]
+
+
+def test_polled_client():
+    assert presence.polled_client({'match': [{'client_id': 'c1'}]}) == 'c1'
+    assert presence.polled_client({'match': [{'description': 'x'}]}) is None
+    assert presence.polled_client(None) is None
+    assert presence.polled_client({'match': {'client_id': 'c2'}}) == 'c2'
+    assert presence.polled_client({'match': [{'client_id': 5}]}) is None
