@@ -11,6 +11,7 @@ from freezer_api.conf import centralized_scheduler
 from freezer_api.conf import database
 from freezer_api.conf import default
 from freezer_api.conf import elasticsearch
+from freezer_api.conf import metrics
 from freezer_api.conf import middleware
 from freezer_api.conf import noauth
 from freezer_api.conf import paste_deploy
@@ -19,7 +20,7 @@ from freezer_api.conf import storage
 CONF = cfg.CONF
 
 CONF_MODULES = (default, api, storage, database, elasticsearch, noauth,
-                paste_deploy, centralized_scheduler, middleware)
+                paste_deploy, centralized_scheduler, middleware, metrics)
 
 
 def configure(conf=None):

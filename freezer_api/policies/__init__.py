@@ -80,6 +80,14 @@ def _sessions():
     ])
 
 
+def _metrics():
+    return [base.rule(
+        'metrics:get', base.ADMIN,
+        'Read the Prometheus metrics (they name projects) from an '
+        'address not listed in [metrics] allowed_addresses.',
+        [('GET', '/metrics')])]
+
+
 def list_rules():
     """Every rule, for the enforcer and oslopolicy-sample-generator."""
     return list(itertools.chain(
@@ -89,6 +97,7 @@ def list_rules():
         _jobs(),
         _actions(),
         _sessions(),
+        _metrics(),
     ))
 
 
