@@ -21,8 +21,9 @@ doing it is killed halfway. Under an exclusive lock on the directory:
 
 Recovery, at the start of the next fold: pending files that the current
 archive lists are already in it and are removed; the others were not
-folded yet and are. Scrapes hold the same lock, so none sees a half-done
-fold.
+folded yet and are. Scrapes hold the same lock and count the live files,
+the archive and the pending files it does not list, so every value is
+counted once at any step.
 """
 
 import contextlib
@@ -95,13 +96,22 @@ class Directory:
                 # summed all the same, and the next scrape folds them.
                 LOG.exception('Could not fold the metrics of dead '
                               'processes in %s', self.path)
-            files = self._live_files() + self._archive_files()
-            return MultiProcessCollector.merge(files, accumulate=True)
+            return MultiProcessCollector.merge(self._counted_files(),
+                                               accumulate=True)
 
     # -- inside the lock ---------------------------------------------------
 
     def _live_files(self):
         return sorted(glob.glob(os.path.join(self.path, '*.db')))
+
+    def _counted_files(self):
+        """Every value once, whatever step a failed fold stopped at."""
+        pending = os.path.join(self.path, PENDING)
+        folded = self._folded_names()
+        unfolded = [os.path.join(pending, name)
+                    for name in sorted(os.listdir(pending))
+                    if name not in folded]
+        return self._live_files() + self._archive_files() + unfolded
 
     def _archive_dir(self):
         link = os.path.join(self.path, CURRENT)
