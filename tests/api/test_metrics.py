@@ -201,3 +201,20 @@ def test_health_figures_only_from_a_provider(make_client):
         figures.unregister(fake)
     assert helpers.value(samples, 'freezer_backup_missed_runs',
                          project='proj-a', reason='client_offline') == 3
+
+
+def test_served_openapi_document_has_the_metrics_route(make_client):
+    from openapi_spec_validator import validate
+
+    client = make_client(**{'metrics.path': '/internal/prometheus'})
+    doc = client.simulate_get('/openapi.json').json
+    validate(doc)
+    operation = doc['paths']['/internal/prometheus']['get']
+    assert operation['x-policy-rule'] == 'metrics:get'
+    assert {} in operation['security']
+    assert '/metrics' not in doc['paths']
+
+
+def test_openapi_document_without_metrics_while_disabled(client):
+    doc = client.simulate_get('/openapi.json').json
+    assert not [path for path in doc['paths'] if 'metrics' in path]
