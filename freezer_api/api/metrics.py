@@ -122,8 +122,10 @@ class MetricsResource:
         self.enforcer = enforcer
 
     def _from_allowed_address(self, req):
+        # NOTE: the environ, not req.remote_addr, which says 127.0.0.1
+        # when the server gave no address.
         try:
-            address = ipaddress.ip_address(req.remote_addr or '')
+            address = ipaddress.ip_address(req.env.get('REMOTE_ADDR', ''))
         except ValueError:
             return False
         if address.version == 6 and address.ipv4_mapped is not None:

@@ -39,8 +39,9 @@ def make_client(tmp_path, storage, clock, policy_enforcer):
     return make
 
 
-def scrape(client, **kwargs):
-    answer = client.simulate_get('/metrics', **kwargs)
+def scrape(client, remote_addr='127.0.0.1', **kwargs):
+    answer = client.simulate_get('/metrics', remote_addr=remote_addr,
+                                 **kwargs)
     assert answer.status_code == 200, answer.text
     assert answer.headers['content-type'].startswith('text/plain')
     return answer.text
@@ -165,7 +166,8 @@ def test_no_identity_is_401(tmp_path, storage, clock, policy_enforcer):
         conf, storage, enforcer=policy_enforcer, clock=clock))
     assert client.simulate_get('/metrics', remote_addr='10.1.2.3'
                                ).status_code == 401
-    assert client.simulate_get('/metrics').status_code == 200
+    assert client.simulate_get('/metrics', remote_addr='127.0.0.1'
+                               ).status_code == 200
 
 
 def test_configured_path(make_client):
@@ -175,7 +177,7 @@ def test_configured_path(make_client):
 
 
 def scrape_at(client, path):
-    answer = client.simulate_get(path)
+    answer = client.simulate_get(path, remote_addr='127.0.0.1')
     assert answer.status_code == 200, answer.text
     return answer.text
 
@@ -218,3 +220,11 @@ def test_served_openapi_document_has_the_metrics_route(make_client):
 def test_openapi_document_without_metrics_while_disabled(client):
     doc = client.simulate_get('/openapi.json').json
     assert not [path for path in doc['paths'] if 'metrics' in path]
+
+
+def test_no_peer_address_is_not_loopback(make_client):
+    client = make_client()
+    # a server that gives no REMOTE_ADDR: not taken for an allowed one
+    answer = client.simulate_get('/metrics', headers=ALICE,
+                                 extras={'REMOTE_ADDR': ''})
+    assert answer.status_code == 403

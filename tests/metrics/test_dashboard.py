@@ -101,7 +101,7 @@ def exported(tmp_path, storage, clock, policy_enforcer, monkeypatch):
 
     figures.provider(every_family)
     try:
-        text = client.simulate_get('/metrics').text
+        text = client.simulate_get('/metrics', remote_addr='127.0.0.1').text
     finally:
         figures.unregister(every_family)
     return {name for name, _ in helpers.parse(text)}
