@@ -132,6 +132,8 @@ def main(argv=None):
         if scraper is not None:
             scraper.halt.set()
             scraper.join(timeout=60)
+        figures_cost = store_figures_cost(
+            os.path.join(workdir, 'metrics-on', 'store.sqlite'))
     summary = {}
     for scenario in SCENARIOS:
         off, on = runs[('metrics-off', scenario)], runs[('metrics-on',
@@ -155,6 +157,7 @@ def main(argv=None):
               'args': vars(args), 'load': os.getloadavg(),
               'scrapes': scraper.scrapes if scraper else 0,
               'recording_us': recording_cost(),
+              'store_figures': figures_cost,
               'summary': summary,
               'runs': {f'{side}/{scenario}': [
                   {k: v for k, v in r.items() if k != 'raw'} for r in rows]
@@ -172,7 +175,34 @@ def main(argv=None):
               f'{figures["on_cpu_ms"]["median"]:.2f} ms CPU, errors '
               f'{figures["errors"]}')
     print(f'recording one request: {result["recording_us"]:.1f} us')
+    print('store figures, read once per [metrics] store_cache_seconds: '
+          '{cpu_ms:.0f} ms CPU for {documents} documents'.format(
+              **figures_cost))
     return result
+
+
+def store_figures_cost(path):
+    """CPU time of one read of the store figures (documents by kind, job
+    and session states) on the metrics side's store, as it ended."""
+    from oslo_config import cfg
+
+    from freezer_api import conf as conf_pkg
+    from freezer_api.metrics import store
+    from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
+
+    conf = conf_pkg.configure(cfg.ConfigOpts())
+    conf([], project='freezer-api', default_config_files=[])
+    conf.set_override('connection', f'sqlite:///{path}', group='database')
+    driver = SQLAlchemyDriver(conf)
+    try:
+        store.read(driver)  # warm
+        started = time.process_time()
+        figures = store.read(driver)
+        cpu = time.process_time() - started
+    finally:
+        driver.close()
+    return {'cpu_ms': 1000.0 * cpu,
+            'documents': sum(figures[store.DOCUMENTS].values())}
 
 
 def recording_cost(count=20000):

@@ -89,23 +89,20 @@ class RecordRequests:
 
     def process_request(self, req, resp):
         req.context.metrics_started = time.perf_counter()
-        self.instruments.in_progress.inc()
 
     def process_response(self, req, resp, resource, req_succeeded):
         started = req.context.get('metrics_started')
         if started is None:
             return
         elapsed = time.perf_counter() - started
-        instruments = self.instruments
-        instruments.in_progress.dec()
-        route = req.uri_template or 'unmatched'
         method = req.method if req.method in METHODS else 'other'
-        instruments.requests.labels(route, method,
-                                    str(resp.status_code)).inc()
-        instruments.duration.labels(route, method).observe(elapsed)
-        error = _store_error(req.context.get('error'))
+        self.instruments.record(req.uri_template or 'unmatched', method,
+                                str(resp.status_code), elapsed)
+        error = req.context.get('error')
         if error is not None:
-            instruments.store_errors.labels(error).inc()
+            name = _store_error(error)
+            if name is not None:
+                self.instruments.store_errors.labels(name).inc()
 
 
 class MetricsResource:
