@@ -13,6 +13,7 @@ import time
 
 import falcon
 
+from freezer_api.api import openapi
 from freezer_api.api.context import ENVIRON_KEY
 from freezer_api.api.errors import forbidden
 from freezer_api.metrics import exporter
@@ -22,7 +23,7 @@ LOG = logging.getLogger(__name__)
 
 RULE = 'metrics:get'
 # Paths the metrics may not take over.
-RESERVED = ('/', '/healthcheck', '/v1', '/v2')
+RESERVED = ('/', '/healthcheck', '/v1', '/v2', openapi.PATH)
 # NOTE: a label value per distinct method string would let any caller
 # add series; others are counted together.
 METHODS = frozenset(falcon.COMBINED_METHODS)

@@ -180,9 +180,11 @@ def scrape_at(client, path):
     return answer.text
 
 
-def test_path_of_the_api_refused(make_client):
+@pytest.mark.parametrize('path', ['/v2', '/v1/metrics', '/healthcheck',
+                                  '/openapi.json'])
+def test_path_of_the_api_refused(make_client, path):
     with pytest.raises(RuntimeError, match='taken by the API'):
-        make_client(**{'metrics.path': '/v2'})
+        make_client(**{'metrics.path': path})
 
 
 def test_health_figures_only_from_a_provider(make_client):
