@@ -1,5 +1,7 @@
 """Everything a scrape answers, as the Prometheus text format."""
 
+import os
+
 from prometheus_client import CollectorRegistry
 from prometheus_client import exposition
 
@@ -9,6 +11,7 @@ from freezer_api.metrics import instruments
 from freezer_api.metrics import store
 
 CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
+STORE_FIGURES_FILE = 'store-figures.json'
 
 
 class _Traffic:
@@ -30,7 +33,9 @@ class Exporter:
         # NOTE: no auto_describe: registering must not read the store.
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Traffic(self.directory))
-        self.registry.register(store.StoreFigures(storage, cache_seconds))
+        self.registry.register(store.StoreFigures(
+            storage, cache_seconds, shared_file=os.path.join(
+                self.instruments.directory, STORE_FIGURES_FILE)))
         self.registry.register(figures.HealthFigures(storage))
 
     def render(self) -> bytes:

@@ -3,6 +3,8 @@ session states. Counting reads the store, so the figures are reused for
 ``[metrics] store_cache_seconds``; a store that does not answer leaves
 them out of the scrape (``freezer_api_store_figures_up`` says 0)."""
 
+import fcntl
+import json
 import logging
 import threading
 import time
@@ -52,29 +54,65 @@ def read(storage):
 
 
 class StoreFigures:
-    """A prometheus_client collector over the storage driver."""
+    """A prometheus_client collector over the storage driver.
 
-    def __init__(self, storage, cache_seconds, clock=time.monotonic):
+    With ``shared_file``, the processes of the service share one reading:
+    whichever scrapes first after it expired reads the store, under a lock
+    on the file, the others reuse what it wrote.
+    """
+
+    def __init__(self, storage, cache_seconds, shared_file=None,
+                 clock=time.time):
         self.storage = storage
         self.cache_seconds = cache_seconds
+        self.shared_file = shared_file
         self.clock = clock
         self._lock = threading.Lock()
         self._figures = None
         self._expires = 0.0
 
+    def _read_store(self):
+        try:
+            return read(self.storage)
+        except errors.StorageError as exc:
+            LOG.warning('Store figures for the metrics not read: %s',
+                        exc.message or type(exc).__name__)
+            return None
+
+    def _shared(self, now):
+        """(figures, expiry) from the shared file, read again if stale."""
+        with open(self.shared_file, 'a+') as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            try:
+                saved = json.loads(handle.read() or 'null')
+            except ValueError:
+                saved = None
+            if saved and now < saved['expires'] <= now + self.cache_seconds:
+                return saved['figures'], saved['expires']
+            figures = self._read_store()
+            if figures is None:
+                return None, 0.0
+            expires = now + self.cache_seconds
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps({'expires': expires,
+                                     'figures': figures}))
+            handle.flush()
+            return figures, expires
+
     def _current(self):
         with self._lock:
             now = self.clock()
-            if self._figures is None or now >= self._expires:
-                try:
-                    self._figures = read(self.storage)
-                except errors.StorageError as exc:
-                    LOG.warning('Store figures for the metrics not read: '
-                                '%s', exc.message or type(exc).__name__)
-                    self._figures = None
-                    return None
-                self._expires = now + self.cache_seconds
-            return self._figures
+            if self._figures is not None and now < self._expires:
+                return self._figures
+            if self.shared_file is None:
+                figures = self._read_store()
+                expires = now + self.cache_seconds
+            else:
+                figures, expires = self._shared(now)
+            self._figures, self._expires = figures, expires
+            return figures
 
     def collect(self):
         figures = self._current()
