@@ -1,7 +1,8 @@
 """Figures read from the store at scrape time: documents by kind, job and
 session states. Counting reads the store, so the figures are reused for
-``[metrics] store_cache_seconds``; a store that does not answer leaves
-them out of the scrape (``freezer_api_store_figures_up`` says 0)."""
+``[metrics] store_cache_seconds``, or ten times as long as counting took
+if that is longer; a store that does not answer leaves them out of the
+scrape (``freezer_api_store_figures_up`` says 0)."""
 
 import fcntl
 import json
@@ -29,6 +30,8 @@ JOB_STATUSES = ('', 'completed', 'stop', 'scheduled', 'running',
                 'aborting', 'removed')
 SESSION_STATUSES = ('active', 'running', 'completed')
 EVERYONE = base.Scope(None)
+# The next reading waits at least this many times as long as the last took.
+READING_SHARE = 10.0
 
 
 def _by_value(storage, kind, path, values):
@@ -62,8 +65,9 @@ class StoreFigures:
     """
 
     def __init__(self, storage, cache_seconds, shared_file=None,
-                 clock=time.time):
+                 clock=time.time, timer=time.monotonic):
         self.storage = storage
+        self.timer = timer
         self.cache_seconds = cache_seconds
         self.shared_file = shared_file
         self.clock = clock
@@ -72,12 +76,19 @@ class StoreFigures:
         self._expires = 0.0
 
     def _read_store(self):
+        """(figures or None, seconds until the next reading)."""
+        started = self.timer()
         try:
-            return read(self.storage)
+            figures = read(self.storage)
         except errors.StorageError as exc:
             LOG.warning('Store figures for the metrics not read: %s',
                         exc.message or type(exc).__name__)
-            return None
+            return None, 0.0
+        took = self.timer() - started
+        # NOTE: a store whose engine counts by reading every document
+        # (StorageDriver.count's default) gets slow to count as it grows:
+        # counting then takes at most a tenth of the time.
+        return figures, max(self.cache_seconds, READING_SHARE * took)
 
     def _shared(self, now):
         """(figures, expiry) from the shared file, read again if stale."""
@@ -85,18 +96,19 @@ class StoreFigures:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
             try:
-                saved = json.loads(handle.read() or 'null')
-            except ValueError:
-                saved = None
-            if saved and now < saved['expires'] <= now + self.cache_seconds:
-                return saved['figures'], saved['expires']
-            figures = self._read_store()
+                saved = json.loads(handle.read())
+                expires, ttl = float(saved['expires']), float(saved['ttl'])
+                if now < expires <= now + ttl:
+                    return saved['figures'], expires
+            except (ValueError, TypeError, KeyError):
+                pass  # empty or damaged: read the store
+            figures, ttl = self._read_store()
             if figures is None:
                 return None, 0.0
-            expires = now + self.cache_seconds
+            expires = now + ttl
             handle.seek(0)
             handle.truncate()
-            handle.write(json.dumps({'expires': expires,
+            handle.write(json.dumps({'expires': expires, 'ttl': ttl,
                                      'figures': figures}))
             handle.flush()
             return figures, expires
@@ -107,8 +119,8 @@ class StoreFigures:
             if self._figures is not None and now < self._expires:
                 return self._figures
             if self.shared_file is None:
-                figures = self._read_store()
-                expires = now + self.cache_seconds
+                figures, ttl = self._read_store()
+                expires = now + ttl
             else:
                 figures, expires = self._shared(now)
             self._figures, self._expires = figures, expires

@@ -7,6 +7,7 @@ import pytest
 from freezer_api.api import app as app_module
 from freezer_api.api import context
 from freezer_api.metrics import figures
+from freezer_api.metrics import store
 from freezer_api.storage import errors as storage_errors
 from tests.conftest import make_conf
 from tests.metrics import helpers
@@ -29,7 +30,11 @@ def metrics_conf(tmp_path, **overrides):
 
 
 @pytest.fixture
-def make_client(tmp_path, storage, clock, policy_enforcer):
+def make_client(tmp_path, storage, clock, policy_enforcer, monkeypatch):
+    # every scrape reads the store again (store_cache_seconds = 0), however
+    # long counting took
+    monkeypatch.setattr(store, 'READING_SHARE', 0.0)
+
     def make(**overrides):
         conf = metrics_conf(tmp_path, **overrides)
         app = app_module.create_app(conf, storage, enforcer=policy_enforcer,

@@ -11,6 +11,7 @@ import pytest
 from freezer_api.api import app as app_module
 from freezer_api.api import context
 from freezer_api.metrics import figures
+from freezer_api.metrics import store
 from freezer_api.storage import errors as storage_errors
 from tests.conftest import make_conf
 from tests.metrics import helpers
@@ -77,6 +78,7 @@ def test_metric_names_of_an_expression(expr, names):
 def exported(tmp_path, storage, clock, policy_enforcer, monkeypatch):
     """The sample names of a scrape of a service that answered requests,
     met a store error, and has every health figure provided."""
+    monkeypatch.setattr(store, 'READING_SHARE', 0.0)
     conf = make_conf(tmp_path, **{
         'metrics.enabled': True,
         'metrics.multiprocess_dir': helpers.process_dir(),

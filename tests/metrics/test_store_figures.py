@@ -53,3 +53,21 @@ def test_unreadable_shared_file_is_read_again(storage, tmp_path,
     collector = store.StoreFigures(storage, 30, shared_file=shared,
                                    clock=Clock())
     assert figures_of(collector)[('freezer_api_store_figures_up', ())] == 1
+
+
+def test_slow_counting_is_done_less_often(storage, tmp_path, monkeypatch):
+    calls = counting(storage, monkeypatch)
+    clock = Clock()
+    # counting takes 10 s of the monotonic clock
+    ticks = iter([0.0, 10.0, 100.0, 110.0])
+    collector = store.StoreFigures(storage, 30, clock=clock,
+                                   timer=lambda: next(ticks),
+                                   shared_file=tmp_path / 'shared.json')
+    figures_of(collector)
+    reads = len(calls)
+    clock.advance(60)  # past store_cache_seconds, within 10 x 10 s
+    figures_of(collector)
+    assert len(calls) == reads
+    clock.advance(41)
+    figures_of(collector)
+    assert len(calls) == 2 * reads
