@@ -62,7 +62,8 @@ def _pid_of(path):
     """The pid in ``<type>_[<mode>_]<pid>.db``, or None."""
     stem = os.path.basename(path)[:-len('.db')]
     last = stem.rsplit('_', 1)[-1]
-    return int(last) if last.isdigit() else None
+    # NOTE: never 0: os.kill(0, ...) would reach our own process group
+    return int(last) if last.isdigit() and int(last) > 0 else None
 
 
 def _type_of(path):
