@@ -30,10 +30,12 @@ ALL_OPTS = [
              'across restarts of single workers. Default: '
              '<state_path>/metrics.'),
     cfg.FloatOpt(
-        'store_cache_seconds', default=30.0, min=0.0,
+        'store_cache_seconds', default=60.0, min=0.0,
         help='How long the figures read from the store (documents by '
-             'kind, job and session states) are reused before being '
-             'counted again; counting reads every document of a kind.'),
+             'kind, job and session states) are reused by every process '
+             'before being counted again (at least ten times as long as '
+             'counting took). Counting reads every document: about a '
+             'second of CPU per 20,000 documents on SQLite.'),
 ]
 
 
