@@ -84,6 +84,10 @@ class StoreFigures:
             LOG.warning('Store figures for the metrics not read: %s',
                         exc.message or type(exc).__name__)
             return None, 0.0
+        except Exception:
+            # NOTE: a bug here must not take the traffic figures down too
+            LOG.exception('Store figures for the metrics failed')
+            return None, 0.0
         took = self.timer() - started
         # NOTE: a store whose engine counts by reading every document
         # (StorageDriver.count's default) gets slow to count as it grows:

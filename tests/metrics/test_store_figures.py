@@ -71,3 +71,32 @@ def test_slow_counting_is_done_less_often(storage, tmp_path, monkeypatch):
     clock.advance(41)
     figures_of(collector)
     assert len(calls) == 2 * reads
+
+
+def test_count_default_pages_through_every_match(storage):
+    from freezer_api.storage import base
+    from freezer_api.storage.query import Query
+    from freezer_api.storage.query import Term
+
+    total = base.MAX_LIST_LIMIT + 5
+    for number in range(total):
+        storage.create('actions', f'a{number:05d}', 'p1' if number % 2
+                       else 'p2', 'u1', number,
+                       {'freezer_action': {'mode': 'fs' if number % 3
+                                           else 'mysql'}})
+    everyone = base.Scope(None)
+    assert storage.count('actions', everyone, Query()) == total
+    assert storage.count('actions', base.Scope('p1'), Query()) == total // 2
+    mysql = Query(match=(Term('freezer_action.mode', 'mysql'),))
+    assert storage.count('actions', everyone, mysql) == len(
+        range(0, total, 3))
+    assert storage.count('jobs', everyone, Query()) == 0
+
+
+def test_a_failing_count_leaves_the_figures_out(storage, monkeypatch):
+    def broken(*args):
+        raise KeyError('a bug')
+
+    monkeypatch.setattr(storage, 'count', broken)
+    figures = figures_of(store.StoreFigures(storage, 30, clock=Clock()))
+    assert figures == {('freezer_api_store_figures_up', ()): 0}
