@@ -227,9 +227,10 @@ def _env(workdir, **extra):
     return env
 
 
-def start_ours(workdir, port, store, processes=2, threads=2, name='ours'):
+def start_ours(workdir, port, store, processes=2, threads=2, name='ours',
+               extra_conf=''):
     """``store`` is a dict: ``connection`` (SQL URL) or ``es_hosts`` and
-    ``es_index``."""
+    ``es_index``; ``extra_conf`` is appended to the configuration file."""
     conf = os.path.join(workdir, f'{name}.conf')
     text = textwrap.dedent(f"""\
         [DEFAULT]
@@ -247,6 +248,7 @@ def start_ours(workdir, port, store, processes=2, threads=2, name='ours'):
             """)
     else:
         text += f"[database]\nconnection = {store['connection']}\n"
+    text += textwrap.dedent(extra_conf)
     with open(conf, 'w') as handle:
         handle.write(text)
     subprocess.run([os.path.join(OURS_VENV, 'bin', 'freezer-manage'),

@@ -1,6 +1,6 @@
 """The layers import only downwards (DEVELOPERS guide, ANCHORS pattern 6).
 
-api -> core -> storage and identity;
+api -> core -> storage and identity; api -> metrics -> storage;
 cmd and bootstrap on top. Storage knows nothing of
 HTTP or of the rules; the rules know nothing of HTTP.
 """
@@ -28,6 +28,11 @@ FORBIDDEN = {
             'freezer_api.storage.sqlalchemy',
             'freezer_api.storage.elasticsearch', 'sqlalchemy',
             'elasticsearch'),
+    # what the traffic and the store add up to: no HTTP, no engine
+    'metrics': ('freezer_api.api', 'freezer_api.cmd', 'freezer_api.bootstrap',
+                'falcon', 'paste', 'freezer_api.storage.sqlalchemy',
+                'freezer_api.storage.elasticsearch', 'sqlalchemy',
+                'elasticsearch'),
     'conf': ('freezer_api.api', 'freezer_api.core', 'freezer_api.storage',
              'freezer_api.cmd'),
 }

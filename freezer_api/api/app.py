@@ -6,6 +6,7 @@ import falcon
 
 from freezer_api import policies
 from freezer_api.api import errors
+from freezer_api.api import metrics
 from freezer_api.api import middleware
 from freezer_api.api import routes
 from freezer_api.core import base
@@ -28,7 +29,9 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
                             conf.health.presence_flush_interval))
     if enforcer is None:
         enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
+    recorded = metrics.from_conf(conf, storage, enforcer)
     app = falcon.App(middleware=(
+        *metrics.middleware(recorded),
         middleware.DrainBody(max(middleware.DRAIN_LIMIT,
                                  2 * conf.api.max_request_body_size)),
         middleware.RequireJSON(),
@@ -37,6 +40,7 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     app.resp_options.secure_cookies_by_default = True
     errors.register(app)
     routes.add_routes(app, services, conf)
+    metrics.add_route(app, recorded)
     return app
 
 

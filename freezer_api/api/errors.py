@@ -55,6 +55,7 @@ QUERY_TIMEOUT = ('The search ran longer than the store allows and was '
 
 def _handler(status, title, level):
     def handle(req, resp, ex, params):
+        req.context.error = ex  # for the metrics (store errors)
         description = ex.message or title
         if isinstance(ex, storage_errors.Conflict):
             description = STORAGE_CONFLICT

@@ -869,9 +869,26 @@ See doc/api-reference.rst for examples.
 """
 
 
+def _metrics_paths(path):
+    return {path: {'get': {
+        **_operation(
+            'getMetrics', 'metrics', 'Prometheus metrics (when [metrics] '
+            'enabled)',
+            {'200': {'description': 'The Prometheus text format.',
+                     'content': {TEXT: {'schema': {'type': 'string'}}}}},
+            [401, 403, 406], policy='metrics:get'),
+        'description': 'Served at [metrics] path when [metrics] enabled. '
+                       'Callers from [metrics] allowed_addresses need no '
+                       'token; others need one that metrics:get allows.',
+        # NOTE: a token is optional (the address may be enough)
+        'security': [{}, {SECURITY_SCHEME: []}]}}}
+
+
 @functools.cache
-def _build(v1, v2):
+def _build(v1, v2, metrics_path=None):
     paths = _public_paths(v1, v2)
+    if metrics_path:
+        paths.update(_metrics_paths(metrics_path))
     for enabled, version, prefix in ((v1, 'v1', V1_PREFIX),
                                      (v2, 'v2', V2_PREFIX)):
         if enabled:
@@ -883,6 +900,8 @@ def _build(v1, v2):
     tags += [{'name': noun} for noun in NOUNS]
     tags += [{'name': 'health', 'description': 'Backup health: coverage '
                                                'and run ledgers.'}]
+    if metrics_path:
+        tags.append({'name': 'metrics'})
     doc = {
         'openapi': OPENAPI_VERSION,
         'info': {'title': 'Freezer API', 'version': '2',
@@ -907,9 +926,10 @@ def _build(v1, v2):
     return json.dumps(doc, sort_keys=False)
 
 
-def document(v1=True, v2=True) -> dict:
-    """The OpenAPI document of the enabled API versions (a fresh copy)."""
-    return json.loads(_build(bool(v1), bool(v2)))
+def document(v1=True, v2=True, metrics_path=None) -> dict:
+    """The OpenAPI document of the enabled API versions (a fresh copy),
+    with the metrics route when ``metrics_path`` is given."""
+    return json.loads(_build(bool(v1), bool(v2), metrics_path or None))
 
 
 class OpenAPIDocument(Resource):
@@ -919,7 +939,8 @@ class OpenAPIDocument(Resource):
 
     def on_get(self, req, resp):
         doc = document(self.conf.api.enable_v1_api,
-                       self.conf.api.enable_v2_api)
+                       self.conf.api.enable_v2_api,
+                       self.conf.metrics.enabled and self.conf.metrics.path)
         # NOTE: like the versions document, the server URL follows each
         # request, so the document is right behind a proxy prefix too.
         doc['servers'] = [{'url': req.prefix}]
@@ -927,8 +948,9 @@ class OpenAPIDocument(Resource):
 
 
 def main():
-    """Print the document of both versions as JSON."""
-    json.dump(document(), sys.stdout, indent=2)
+    """Print the document of both versions, and of the metrics at their
+    default path, as JSON."""
+    json.dump(document(metrics_path='/metrics'), sys.stdout, indent=2)
     sys.stdout.write('\n')
     return 0
 

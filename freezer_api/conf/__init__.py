@@ -12,6 +12,7 @@ from freezer_api.conf import database
 from freezer_api.conf import default
 from freezer_api.conf import elasticsearch
 from freezer_api.conf import health
+from freezer_api.conf import metrics
 from freezer_api.conf import middleware
 from freezer_api.conf import noauth
 from freezer_api.conf import paste_deploy
@@ -20,7 +21,8 @@ from freezer_api.conf import storage
 CONF = cfg.CONF
 
 CONF_MODULES = (default, api, storage, database, elasticsearch, noauth,
-                paste_deploy, centralized_scheduler, middleware, health)
+                paste_deploy, centralized_scheduler, middleware, health,
+                metrics)
 
 
 def configure(conf=None):

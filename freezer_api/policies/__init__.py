@@ -98,6 +98,14 @@ def _coverage():
     ]
 
 
+def _metrics():
+    return [base.rule(
+        'metrics:get', base.ADMIN,
+        'Read the Prometheus metrics (they name projects) from an '
+        'address not listed in [metrics] allowed_addresses.',
+        [('GET', '/metrics')])]
+
+
 def list_rules():
     """Every rule, for the enforcer and oslopolicy-sample-generator."""
     return list(itertools.chain(
@@ -108,6 +116,7 @@ def list_rules():
         _actions(),
         _sessions(),
         _coverage(),
+        _metrics(),
     ))
 
 

@@ -194,6 +194,19 @@ class StorageDriver(abc.ABC):
         done by the engine, never by loading every document.
         """
 
+    def count(self, kind: str, scope: Scope, query: Query) -> int:
+        """Return how many documents in ``scope`` match ``query``.
+
+        The default pages through ``list``, reading every match; an engine
+        that can count on its own should.
+        """
+        total = 0
+        while True:
+            page = self.list(kind, scope, query, MAX_LIST_LIMIT, total)
+            total += len(page)
+            if len(page) < MAX_LIST_LIMIT:
+                return total
+
     def create(self, kind: str, doc_id: str, project_id: str, user_id: str,
                created_at: int, doc: dict) -> Record:
         """Store a new document (as ``Transaction.insert``, on its own)."""
