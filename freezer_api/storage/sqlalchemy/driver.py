@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 
 from freezer_api.storage import base
 from freezer_api.storage import errors
+from freezer_api.storage.sqlalchemy import audit
 from freezer_api.storage.sqlalchemy import models
 
 __all__ = ['SQLAlchemyDriver']
@@ -411,7 +412,7 @@ class _WriterQueue:
             self._threads.release()
 
 
-class _Transaction(base.Transaction):
+class _Transaction(audit.TransactionAudit, base.Transaction):
     """One attempt of an ``atomic`` change, on one connection."""
 
     def __init__(self, driver, conn, lock_reads=False, reconnected=False):
@@ -561,7 +562,7 @@ class _Transaction(base.Transaction):
         self._texts.pop(key, None)
 
 
-class SQLAlchemyDriver(base.StorageDriver):
+class SQLAlchemyDriver(audit.DriverAudit, base.StorageDriver):
     """Documents in a SQL database reached through SQLAlchemy."""
 
     def __init__(self, conf):
