@@ -5,9 +5,11 @@ import time
 import falcon
 
 from freezer_api import policies
+from freezer_api.api import audit as audit_api
 from freezer_api.api import errors
 from freezer_api.api import middleware
 from freezer_api.api import routes
+from freezer_api.core import audit
 from freezer_api.core import base
 from freezer_api.core.service import Services
 
@@ -20,6 +22,8 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
     middlewares of ``freezer_api.api.context``. ``trusts`` (see
     ``freezer_api.identity.trusts``) turns central schedulers on.
     """
+    # every write through the API leaves an audit record (core/audit.py)
+    storage = audit.AuditedStorage(storage, clock=clock)
     services = Services(storage, clock=clock, new_id=new_id, trusts=trusts,
                         default_timezone=conf.default_schedule_timezone)
     if enforcer is None:
@@ -28,7 +32,8 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
         middleware.DrainBody(max(middleware.DRAIN_LIMIT,
                                  2 * conf.api.max_request_body_size)),
         middleware.RequireJSON(),
-        middleware.CallerScope(enforcer)))
+        middleware.CallerScope(enforcer),
+        audit_api.AuditActor()))
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = True
     errors.register(app)

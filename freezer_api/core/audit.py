@@ -31,12 +31,15 @@ from collections.abc import Callable, Iterable, Iterator
 import contextlib
 import contextvars
 import dataclasses
+import datetime
 import hashlib
 import json
+import math
 import time
 import uuid
 from typing import Any
 
+from freezer_api.core.errors import InvalidInput
 from freezer_api.storage import base as storage_base
 from freezer_api.storage import errors as storage_errors
 
@@ -78,6 +81,15 @@ def acting(actor: Actor) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def bind(actor: Actor) -> contextvars.Token:
+    """Start recording writes as ``actor``'s; ``unbind`` the token."""
+    return _current.set(actor)
+
+
+def unbind(token: contextvars.Token) -> None:
+    _current.reset(token)
 
 
 def current_actor() -> Actor | None:
@@ -339,9 +351,57 @@ class AuditedStorage:
         self.atomic(change)
 
 
-def public(record: dict) -> dict:
-    """A stored record as the API shows it (fields in a stable order)."""
-    shown = {name: record.get(name) for name in FIELDS}
+# -- reading the trail ------------------------------------------------------
+
+def parse_time(text: str | None, name: str) -> int | None:
+    """``since``/``until``: seconds since the epoch (a number) or an ISO
+    8601 time (UTC unless it says otherwise); microseconds, or None."""
+    if text is None:
+        return None
+    if not isinstance(text, str) or not text.strip() or len(text) > 64:
+        raise InvalidInput(f'{name} must be a time')
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = datetime.datetime.fromisoformat(
+                text[:-1] + '+00:00' if text.endswith(('Z', 'z')) else text)
+        except ValueError:
+            raise InvalidInput(
+                f'{name} must be seconds since the epoch or an ISO 8601 '
+                'time (e.g. 2026-01-31T12:00:00Z)') from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        seconds = moment.timestamp()
+    if not math.isfinite(seconds) or not 0 <= seconds < 2 ** 40:
+        raise InvalidInput(f'{name} is out of range')
+    return int(seconds * 1_000_000)
+
+
+def shown(record: dict) -> dict:
+    """A stored record as the API shows it: its fields in a stable order,
+    plus ``time``, ``at`` in ISO 8601 (UTC)."""
+    result = {name: record.get(name) for name in FIELDS}
     if record.get('fields_truncated'):
-        shown['fields_truncated'] = True
-    return shown
+        result['fields_truncated'] = True
+    at = record.get('at')
+    if isinstance(at, int):
+        result['time'] = datetime.datetime.fromtimestamp(
+            at / 1_000_000, datetime.timezone.utc).isoformat(
+            timespec='microseconds').replace('+00:00', 'Z')
+    return result
+
+
+class AuditReader:
+    """The audit trail as project administrators read it."""
+
+    def __init__(self, storage):
+        self.storage = storage
+
+    def list(self, project_id: str | None, since: int | None,
+             until: int | None, limit: int, offset: int) -> list[dict]:
+        if since is not None and until is not None and until < since:
+            raise InvalidInput('until must not be before since')
+        return [shown(record) for record in self.storage.list_audit(
+            project_id, since, until, limit, offset)]

@@ -2,6 +2,7 @@
 
 import time
 
+from freezer_api.core import audit
 from freezer_api.core import base
 from freezer_api.core.actions import ActionManager
 from freezer_api.core.backups import BackupManager
@@ -29,3 +30,4 @@ class Services:
                                trusts=trusts,
                                default_timezone=default_timezone, **kwargs)
         self.sessions = SessionManager(storage, **kwargs)
+        self.audit = audit.AuditReader(storage)

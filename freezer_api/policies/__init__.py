@@ -80,6 +80,19 @@ def _sessions():
     ])
 
 
+def _audit():
+    path = '/v2/{project_id}/audit'
+    return [
+        base.rule('audit:get_all', base.ADMIN_OR_PROJECT_MANAGER,
+                  'Read the audit trail of a project (every change made '
+                  'through the API).', [('GET', path)]),
+        base.rule('audit:get_all_projects', base.ADMIN,
+                  'Read the audit trail of every project '
+                  '(all_projects=true).',
+                  [('GET', path + '?all_projects=true')]),
+    ]
+
+
 def list_rules():
     """Every rule, for the enforcer and oslopolicy-sample-generator."""
     return list(itertools.chain(
@@ -89,6 +102,7 @@ def list_rules():
         _jobs(),
         _actions(),
         _sessions(),
+        _audit(),
     ))
 
 
