@@ -7,6 +7,7 @@ Everything that reads configuration receives a ``cfg.ConfigOpts``; only
 from oslo_config import cfg
 
 from freezer_api.conf import api
+from freezer_api.conf import audit
 from freezer_api.conf import centralized_scheduler
 from freezer_api.conf import database
 from freezer_api.conf import default
@@ -19,7 +20,7 @@ from freezer_api.conf import storage
 CONF = cfg.CONF
 
 CONF_MODULES = (default, api, storage, database, elasticsearch, noauth,
-                paste_deploy, centralized_scheduler, middleware)
+                paste_deploy, centralized_scheduler, middleware, audit)
 
 
 def configure(conf=None):

@@ -189,12 +189,15 @@ class Verdict:
         return self.broken_seq is None
 
 
-def verify(project_id: str, records: Iterable[dict]) -> Verdict:
+def verify(project_id: str, records: Iterable[dict],
+           head: tuple[int, str] | None = None) -> Verdict:
     """Recompute the chain of ``records`` (one project's, by seq).
 
     The oldest record kept anchors the chain (older ones may have been
     purged after the retention period); each later one must follow its
     predecessor's hash and seq, and every hash must match its content.
+    ``head``, the ``(seq, hash)`` the store's chain head holds, must be
+    the last record's: records removed from the end are found too.
     """
     checked = 0
     first = None
@@ -227,6 +230,15 @@ def verify(project_id: str, records: Iterable[dict]) -> Verdict:
                            'the hash does not match the content')
         checked += 1
         prev = record
+    if head is not None:
+        last = prev['seq'] if prev is not None else 0
+        if head[0] > last:
+            return Verdict(project_id, checked, first, last + 1,
+                           f'record {last + 1} is missing (the chain head '
+                           f'is at {head[0]})')
+        if prev is not None and head != (prev['seq'], prev['hash']):
+            return Verdict(project_id, checked, first, prev['seq'],
+                           'the chain head does not name this record')
     return Verdict(project_id, checked, first)
 
 

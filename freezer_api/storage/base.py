@@ -318,6 +318,12 @@ class StorageDriver(abc.ABC):
         after_seq``, by ``seq`` (what verification and re-sending walk)."""
         raise NotImplementedError
 
+    def audit_head(self, project_id: str) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the project's newest record, as the head
+        that writers advance says (None: no chain), so that a verification
+        notices records removed from the end."""
+        raise NotImplementedError
+
     def audit_projects(self) -> Sequence[str]:
         """The projects that have a chain, sorted."""
         raise NotImplementedError

@@ -61,6 +61,11 @@ class AuditContract:
         assert stored == first + second
         assert audit.verify(P1, stored).ok
         assert audit.verify(P1, stored).checked == 3
+        assert driver.audit_head(P1) == (3, second[0]['hash'])
+        assert driver.audit_head(P2) is None
+        assert audit.verify(P1, stored, driver.audit_head(P1)).ok
+        truncated = audit.verify(P1, stored[:2], driver.audit_head(P1))
+        assert truncated.broken_seq == 3
 
     def test_records_round_trip_as_json(self, driver):
         sealed = driver.atomic(lambda txn: txn.append_audit(

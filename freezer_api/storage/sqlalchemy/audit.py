@@ -174,6 +174,16 @@ class DriverAudit:
         return self._read('reading the audit trail',
                           lambda conn: _records(conn.execute(stmt)))
 
+    def audit_head(self, project_id):
+        stmt = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
+            audit_heads.c.project_id == project_id)
+
+        def read(conn):
+            row = conn.execute(stmt).first()
+            return None if row is None else (row[0], row[1])
+
+        return self._read('reading the audit trail', read)
+
     def audit_projects(self):
         stmt = sa.select(audit_heads.c.project_id).order_by(
             audit_heads.c.project_id)
