@@ -343,12 +343,11 @@ class AuditedStorage:
         if _current.get() is None:
             return self._driver.create(kind, doc_id, project_id, user_id,
                                        created_at, doc)
-        change, sealed = self._audited(
+        # NOTE: through atomic, the driver's one entry for changes (a
+        # taken id is tried once more there, and found taken again).
+        return self.atomic(
             lambda txn: txn.insert(kind, doc_id, project_id, user_id,
                                    created_at, doc))
-        result = self._driver.run_atomic(change, rerun_on_collision=False)
-        self._after(sealed)
-        return result
 
     def delete(self, kind, doc_id, scope):
         if _current.get() is None:
@@ -405,6 +404,11 @@ def shown(record: dict) -> dict:
     return result
 
 
+# Pages end this deep on every store (Elasticsearch's result window):
+# further records are reached with ``since``.
+MAX_DEPTH = 10_000
+
+
 class AuditReader:
     """The audit trail as project administrators read it."""
 
@@ -415,5 +419,9 @@ class AuditReader:
              until: int | None, limit: int, offset: int) -> list[dict]:
         if since is not None and until is not None and until < since:
             raise InvalidInput('until must not be before since')
+        if offset + limit > MAX_DEPTH:
+            raise InvalidInput(
+                f'offset + limit must be at most {MAX_DEPTH}: page further '
+                'with since (the time of the last record read)')
         return [shown(record) for record in self.storage.list_audit(
             project_id, since, until, limit, offset)]

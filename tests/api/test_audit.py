@@ -133,3 +133,46 @@ def test_the_trail_is_never_writable(v2, method):
 
 def test_no_v1_route(v1):
     assert_error(v1.as_(roles='admin').get('audit'), 404)
+
+
+def test_the_audit_operation_conforms_to_the_document(
+        conf, storage, clock, policy_enforcer):
+    import falcon.testing
+
+    from freezer_api.api import app as app_module
+    from freezer_api.api import context
+    from freezer_api.api import openapi
+    from tests.api.test_openapi import Conformance
+    from tests.api.test_openapi import FaultyStorage
+
+    faulty = FaultyStorage(storage)
+    app = app_module.create_app(conf, faulty, enforcer=policy_enforcer,
+                                clock=clock)
+    check = Conformance(openapi.document(), falcon.testing.TestClient(
+        context.NoAuthMiddleware(app, conf)))
+    keystone = falcon.testing.TestClient(
+        context.KeystoneContextMiddleware(app, conf))
+    manager = {'X-Auth-Token': f'alice:{PROJECT_A}', 'X-Roles': 'manager',
+               'Accept': 'application/json'}
+    path = f'/v2/{PROJECT_A}/audit'
+    check.send('POST', f'/v2/{PROJECT_A}/backups', json=helpers.backup_body(),
+               headers={**manager, 'X-Roles': 'member'}, expect=201)
+    listed = check.send('GET', path, headers=manager, expect=200,
+                        query='limit=5&since=2000-01-01T00:00:00Z',
+                        request_valid=True)
+    assert len(listed.json['audit']) == 1
+    check.send('GET', path, headers=manager, query='all_projects=true',
+               expect=403)
+    check.send('GET', path, headers={**manager, 'X-Roles': 'admin'},
+               query='all_projects=true', expect=200, request_valid=True)
+    check.send('GET', path, headers=manager, query='since=never',
+               expect=400)
+    check.send('GET', '/v2/bad.project/audit', headers=manager, expect=400,
+               request_valid=False)
+    check.send('GET', path, headers={**manager, 'Accept': 'text/html'},
+               expect=406)
+    check.send('GET', path, headers={}, expect=401, client=keystone)
+    faulty.fault = 'unavailable'
+    faulty.list_audit = lambda *args: faulty._check(False)
+    check.send('GET', path, headers=manager, expect=503)
+    assert check.missing_statuses(['/v2/{project_id}/audit']) == {}

@@ -75,6 +75,7 @@ import elasticsearch
 
 from freezer_api.storage import base
 from freezer_api.storage import errors
+from freezer_api.storage.elasticsearch import audit
 from freezer_api.storage.elasticsearch import mappings
 
 __all__ = ['ElasticsearchDriver']
@@ -163,6 +164,9 @@ def _record(src):
 def _source(record, stamp=None):
     """The stored form of ``record``; ``stamp``: the journal entry of the
     multi-document change that writes it (see "Journal")."""
+    if record.kind == audit.AUDIT_KIND:  # audit trail: see audit.py
+        return audit.audit_source(record, audit.audit_key(
+            record.project_id, record.doc['seq']), stamp)
     key = doc_key(record.kind, record.project_id, record.id)
     src = {'kind': record.kind, 'key': key, 'id': record.id,
            'project_id': record.project_id, 'user_id': record.user_id,
@@ -251,7 +255,7 @@ class _Entry:
         return self.current is not self.original
 
 
-class _Transaction(base.Transaction):
+class _Transaction(audit.TransactionAudit, base.Transaction):
     """One attempt of an ``atomic`` change: reads hit the engine, writes
     wait in ``_entries`` until ``_commit``."""
 
@@ -365,7 +369,7 @@ class _Transaction(base.Transaction):
         return conditional, creates
 
 
-class ElasticsearchDriver(base.StorageDriver):
+class ElasticsearchDriver(audit.DriverAudit, base.StorageDriver):
     """Documents in an Elasticsearch 8 index."""
 
     backoff_base = 0.01
@@ -941,6 +945,8 @@ class ElasticsearchDriver(base.StorageDriver):
                     document=_source(entry.current, stamp), refresh=refresh,
                     require_alias=True)
             except elasticsearch.ConflictError:
+                if entry.current.kind == audit.AUDIT_KIND:  # seq taken
+                    raise base.LostRace() from None
                 raise base.IdTaken(f'{entry.current.kind} '
                                    f'{entry.current.id!r} already exists') \
                     from None
@@ -978,6 +984,8 @@ class ElasticsearchDriver(base.StorageDriver):
                 raise errors.StorageError(
                     'the search cluster refused a request')
             if collision is not None:
+                if collision.kind == audit.AUDIT_KIND:  # seq taken
+                    raise base.LostRace()
                 raise base.IdTaken(f'{collision.kind} {collision.id!r} '
                                    'already exists')
 
