@@ -15,15 +15,19 @@ from freezer_api.core.service import Services
 
 
 def create_app(conf, storage, enforcer=None, clock=time.time,
-               new_id=base.new_hex_id, trusts=None):
+               new_id=base.new_hex_id, trusts=None, notifications=None):
     """Build the API over ``storage``; nothing else is read or started.
 
     The caller's identity must be put in the environ by one of the
     middlewares of ``freezer_api.api.context``. ``trusts`` (see
     ``freezer_api.identity.trusts``) turns central schedulers on.
+    ``notifications`` (``freezer_api.notifications``) is told of every
+    committed change.
     """
     # every write through the API leaves an audit record (core/audit.py)
-    storage = audit.AuditedStorage(storage, clock=clock)
+    storage = audit.AuditedStorage(
+        storage, clock=clock,
+        on_commit=notifications and notifications.committed)
     services = Services(storage, clock=clock, new_id=new_id, trusts=trusts,
                         default_timezone=conf.default_schedule_timezone)
     if enforcer is None:

@@ -330,7 +330,14 @@ class StorageDriver(abc.ABC):
 
     def purge_audit(self, before: int) -> int:
         """Remove the records with ``at < before``; return how many.
-        Chain heads stay, so later records keep chaining."""
+        Chain heads stay, so later records keep chaining. Event claims
+        older than ``before`` go too."""
+        raise NotImplementedError
+
+    def claim_event(self, event_id: str, at: int) -> bool:
+        """Record that the event ``event_id`` (at most 128 characters)
+        occurred; True for the first claim of that id on the whole store,
+        False for every later one, from any process."""
         raise NotImplementedError
 
     @abc.abstractmethod

@@ -193,3 +193,30 @@ class AuditContract:
         assert [r['seq'] for r in stored] == list(
             range(1, processes * times + 1))
         assert audit.verify(P1, stored).ok
+
+    def test_an_event_is_claimed_once(self, backend, driver):
+        other = backend.make_driver()
+        try:
+            assert driver.claim_event('run_failed:p:j:1', 10) is True
+            assert other.claim_event('run_failed:p:j:1', 11) is False
+            assert driver.claim_event('run_failed:p:j:1', 12) is False
+            assert other.claim_event('run_failed:p:j:2', 13) is True
+        finally:
+            other.close()
+
+    def test_claims_from_threads_have_one_winner(self, backend, driver):
+        drivers = [backend.make_driver() for _ in range(2)]
+        won = []
+
+        def work(index):
+            won.append(drivers[index % 2].claim_event('e-1', index))
+
+        threads = [threading.Thread(target=work, args=(i,))
+                   for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for d in drivers:
+            d.close()
+        assert sorted(won) == [False] * 5 + [True]

@@ -131,7 +131,8 @@ class SQLAlchemyBackend:
                     for table in (f'{kind}_terms', kind):
                         if table in existing:
                             conn.execute(sa.text(f'DELETE FROM {table}'))
-                for table in ('audit_records', 'audit_heads'):
+                for table in ('audit_records', 'audit_heads',
+                              'audit_events'):
                     if table in existing:
                         conn.execute(sa.text(f'DELETE FROM {table}'))
         finally:
@@ -1001,7 +1002,8 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
         assert set(tables['audit_records']) == {'project_id', 'seq', 'at',
                                                 'record'}
         assert set(tables['audit_heads']) == {'project_id', 'seq', 'hash'}
-        assert len(tables) == 2 * len(base.KINDS) + 2
+        assert set(tables['audit_events']) == {'event_id', 'at'}
+        assert len(tables) == 2 * len(base.KINDS) + 3
         driver.drop_schema()
         assert driver.describe_schema()['tables'] == {}
         assert driver.describe_schema()['revision'] is None

@@ -12,6 +12,7 @@ from tests.conftest import make_conf
 from tests.storage.test_migration_0002 import _alembic
 
 P = 'project-a'
+AUDIT_TABLES = {'audit_records', 'audit_heads', 'audit_events'}
 
 
 def _tables(url):
@@ -39,7 +40,7 @@ def test_upgrade_from_0002_adds_the_audit_tables(tmp_path, url):
         driver.create('jobs', 'job1', P, 'u', 1, {'client_id': 'n'})
 
         _alembic(driver, '0004')
-        assert {'audit_records', 'audit_heads'} <= _tables(url)
+        assert AUDIT_TABLES <= _tables(url)
         assert driver.get('jobs', 'job1', Scope(P)).doc == {'client_id': 'n'}
         assert driver.audit_projects() == []
         sealed = driver.atomic(lambda txn: txn.append_audit(
@@ -47,7 +48,7 @@ def test_upgrade_from_0002_adds_the_audit_tables(tmp_path, url):
         assert driver.audit_chain(P, 0, 10) == sealed
 
         _alembic(driver, '0002', downgrade=True)
-        assert not {'audit_records', 'audit_heads'} & _tables(url)
+        assert not AUDIT_TABLES & _tables(url)
         assert driver.get('jobs', 'job1', Scope(P)).version == 1
     finally:
         driver.drop_schema()

@@ -29,6 +29,8 @@ __all__ = ['AUDIT_KIND', 'audit_key', 'audit_source', 'TransactionAudit',
            'DriverAudit']
 
 AUDIT_KIND = '_audit'
+# Events claimed once (``claim_event``).
+EVENT_KIND = '_event'
 # Forward probes of a stale head before the change gives up and runs again.
 _MAX_PROBES = 64
 
@@ -187,6 +189,21 @@ class DriverAudit:
             after = agg.get('after_key')
             if not agg['buckets'] or after is None:
                 return sorted(projects)
+
+    def claim_event(self, event_id, at):
+        from freezer_api.storage.elasticsearch.driver import _guard
+        key = f'{EVENT_KIND}/{urllib.parse.quote(event_id, safe="")}'
+        with _guard('claiming an event'):
+            try:
+                self.writer.create(
+                    index=self._index, id=key, refresh='false',
+                    require_alias=True,
+                    document={'kind': EVENT_KIND, 'key': key, 'id': event_id,
+                              'project_id': '', 'user_id': '', 'version': 1,
+                              'created_at': at, 'doc': {}})
+            except elasticsearch.ConflictError:
+                return False
+        return True
 
     def purge_audit(self, before):
         # NOTE: searches and bulk deletes, not _delete_by_query: that one

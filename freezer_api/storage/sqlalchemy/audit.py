@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from freezer_api.storage import base
 from freezer_api.storage.sqlalchemy import models
 
-__all__ = ['audit_records', 'audit_heads', 'TransactionAudit',
+__all__ = ['audit_records', 'audit_heads', 'audit_events',
+           'TransactionAudit',
            'DriverAudit']
 
 audit_records = sa.Table(
@@ -48,6 +49,24 @@ audit_heads = sa.Table(
     sa.Column('hash', sa.String(64), nullable=False),
     **models.TABLE_ARGS,
 )
+
+audit_events = sa.Table(
+    'audit_events', models.metadata,
+    sa.Column('event_id', models.exact_string(128), primary_key=True),
+    sa.Column('at', sa.BigInteger(), nullable=False),
+    **models.TABLE_ARGS,
+)
+
+# Insert unless the id is there, without failing (a failed statement
+# would end a PostgreSQL transaction).
+_CLAIM = {
+    'sqlite': 'INSERT OR IGNORE INTO audit_events (event_id, at) '
+              'VALUES (:e, :a)',
+    'postgresql': 'INSERT INTO audit_events (event_id, at) VALUES (:e, :a) '
+                  'ON CONFLICT DO NOTHING',
+    'mysql': 'INSERT IGNORE INTO audit_events (event_id, at) '
+             'VALUES (:e, :a)',
+}
 
 
 def _advance_statement():
@@ -192,9 +211,23 @@ class DriverAudit:
 
     def purge_audit(self, before):
         stmt = sa.delete(audit_records).where(audit_records.c.at < before)
+        events = sa.delete(audit_events).where(audit_events.c.at < before)
 
         def change(txn):
             with txn._guard('purging the audit trail'):
+                txn._conn.execute(events)
                 return txn._conn.execute(stmt).rowcount
+
+        return self.atomic(change)
+
+    def claim_event(self, event_id, at):
+        dialect = self._engine.dialect.name
+        sql = sa.text(_CLAIM['mysql' if dialect in ('mysql', 'mariadb')
+                             else dialect])
+
+        def change(txn):
+            with txn._guard('claiming an event'):
+                return txn._conn.execute(
+                    sql, {'e': event_id, 'a': at}).rowcount == 1
 
         return self.atomic(change)

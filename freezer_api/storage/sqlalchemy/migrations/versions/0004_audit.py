@@ -49,9 +49,17 @@ def upgrade():
         sa.Column('hash', sa.String(64), nullable=False),
         **TABLE_ARGS,
     )
+    # events claimed once (notifications: freezer_api.notifications)
+    op.create_table(
+        'audit_events',
+        sa.Column('event_id', _exact(128), primary_key=True),
+        sa.Column('at', sa.BigInteger(), nullable=False),
+        **TABLE_ARGS,
+    )
 
 
 def downgrade():
+    op.drop_table('audit_events')
     op.drop_table('audit_heads')
     op.drop_index('ix_audit_records_at', table_name='audit_records')
     op.drop_table('audit_records')
