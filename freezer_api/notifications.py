@@ -25,10 +25,12 @@ Delivery
 """
 
 import collections
+import datetime
 import logging
 import socket
 import threading
 import time
+import uuid
 import warnings
 
 from freezer_api.core import notify
@@ -215,7 +217,16 @@ def oslo_sender(conf, om=None):
         context = {'request_id': payload.get('request_id'),
                    'project_id': payload.get('project_id'),
                    'user_id': payload.get('user_id')}
-        notifier.info(context, event_type, payload)
+        message = {'message_id': str(uuid.uuid4()),
+                   'publisher_id': notifier.publisher_id,
+                   'event_type': event_type, 'priority': 'INFO',
+                   'payload': payload,
+                   'timestamp': str(datetime.datetime.now(
+                       datetime.timezone.utc).replace(tzinfo=None))}
+        # NOTE: Notifier.info logs a refused send and drops the event; the
+        # drivers themselves raise, so that the event is sent again.
+        for driver in notifier._driver_mgr.extensions:
+            driver.obj.notify(context, message, 'info', SEND_RETRY)
 
     return send
 
