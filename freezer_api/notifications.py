@@ -81,11 +81,11 @@ class Notifications:
         self._clock = clock
         self._max_pending = max_pending
         self._max_backoff = max_backoff
-        self._queue = collections.deque()
+        self._queue: collections.deque = collections.deque()
         # project -> seq of the last record queued, for a project whose
         # later records wait in the audit trail
-        self._behind = {}
-        self._last_queued = {}
+        self._behind: dict[str, int] = {}
+        self._last_queued: dict[str, int] = {}
         self._cond = threading.Condition()
         self._stopped = False
         self.failures = 0

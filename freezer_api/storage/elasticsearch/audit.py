@@ -20,6 +20,7 @@ project's newest record: it is the head.
 """
 
 import urllib.parse
+from typing import Any
 
 import elasticsearch
 
@@ -69,6 +70,12 @@ class _AuditEntry:
 class TransactionAudit:
     """``append_audit`` for the driver's ``_Transaction`` (a mixin)."""
 
+    # what the driver's _Transaction provides
+    _driver: Any
+    _entries: Any
+    _check: Any
+    lost_race: Any
+
     def append_audit(self, project_id, entries, seal):
         driver = self._driver
         self._check()
@@ -99,6 +106,13 @@ class TransactionAudit:
 
 class DriverAudit:
     """The audit reads and the purge for ``ElasticsearchDriver``."""
+
+    # what ElasticsearchDriver provides
+    _search: Any
+    _get_raw: Any
+    _index: Any
+    client: Any
+    writer: Any
 
     @property
     def _audit_heads(self):
@@ -173,7 +187,7 @@ class DriverAudit:
 
     def audit_projects(self):
         from freezer_api.storage.elasticsearch.driver import _guard
-        projects = []
+        projects: list[str] = []
         after = None
         while True:
             composite = {'size': 1000, 'sources': [

@@ -20,6 +20,7 @@ change that was rolled back harmless: it matches no row.
 """
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -91,6 +92,12 @@ class TransactionAudit:
     """``append_audit`` for the driver's ``_Transaction`` (a mixin: it
     uses the transaction's ``_driver``, ``_conn`` and ``_guard``)."""
 
+    # what the driver's _Transaction provides
+    _driver: Any
+    _conn: Any
+    _guard: Any
+    lost_race: Any
+
     def append_audit(self, project_id, entries, seal):
         driver, conn = self._driver, self._conn
         heads = driver._audit_heads
@@ -159,6 +166,11 @@ def _records(rows):
 class DriverAudit:
     """The audit reads and the purge for ``SQLAlchemyDriver`` (a mixin:
     it uses the driver's ``_read`` and ``atomic``)."""
+
+    # what SQLAlchemyDriver provides
+    _read: Any
+    _engine: Any
+    atomic: Any
 
     @property
     def _audit_heads(self):
