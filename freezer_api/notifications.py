@@ -136,6 +136,9 @@ class Notifications:
             self._stopped = True
             self._cond.notify()
         self._thread.join(timeout)
+        close = getattr(self._send, 'close', None)
+        if close is not None:
+            close()
 
     def _next(self):
         with self._cond:
@@ -227,6 +230,9 @@ def oslo_sender(conf, om=None):
         # drivers themselves raise, so that the event is sent again.
         for driver in notifier._driver_mgr.extensions:
             driver.obj.notify(context, message, 'info', SEND_RETRY)
+
+    # the transport's connections close with the Notifications (stop)
+    send.close = transport.cleanup  # type: ignore[attr-defined]
 
     return send
 
