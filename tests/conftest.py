@@ -18,7 +18,8 @@ from freezer_api.api import context
 
 pytest_plugins = ['tests.fixtures.postgresql', 'tests.fixtures.elasticsearch',
                   'tests.fixtures.mariadb', 'tests.fixtures.keystone',
-                  'tests.fixtures.openstack_clients', 'tests.fixtures.tiers']
+                  'tests.fixtures.openstack_clients', 'tests.fixtures.tiers',
+                  'tests.fixtures.rabbitmq']
 
 
 class Clock:

@@ -2,7 +2,8 @@
 # Install the test dependencies and run the whole test suite.
 #
 # The storage tests start their own throwaway PostgreSQL cluster, MariaDB
-# server and Elasticsearch node, so the PostgreSQL and MariaDB server
+# server and Elasticsearch node (and the notification tests a RabbitMQ
+# node: rabbitmq-server), so the PostgreSQL and MariaDB server
 # programs, Maven (which fetches Elasticsearch from Maven Central into
 # ~/.cache/freezer-api) and a JDK 17+ must be installed; as root this script
 # installs them from the distribution when they are missing. Extra arguments
@@ -68,6 +69,11 @@ if ! have_python_headers; then
 fi
 if [ ! -f /usr/include/openssl/ssl.h ]; then
     servers+=(libssl-dev)
+fi
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && ! command -v rabbitmq-server >/dev/null 2>&1 \
+        && [ ! -x /usr/sbin/rabbitmq-server ]; then
+    # the message bus of the notification tests (tests/fixtures/rabbitmq.py)
+    servers+=(rabbitmq-server)
 fi
 if ! command -v wrk >/dev/null 2>&1; then
     # the load generator of bench/ (its smoke test runs in the suite)

@@ -27,7 +27,9 @@ from freezer_api.api import jobs
 from freezer_api.api import middleware
 from freezer_api.api import sessions
 from freezer_api.api import versions
+from freezer_api.api.audit import AuditTrail
 from freezer_api.api.resource import Resource
+from freezer_api.core import audit as core_audit
 from freezer_api.core import backups as core_backups
 from freezer_api.core import base as core_base
 from freezer_api.core import health as core_health
@@ -884,6 +886,56 @@ def _metrics_paths(path):
         'security': [{}, {SECURITY_SCHEME: []}]}}}
 
 
+def _audit_paths():
+    """``GET /v2/{project_id}/audit`` (read only: 405 for the rest)."""
+    nullable_string = {'type': ['string', 'null']}
+    record = _object(list(core_audit.FIELDS) + ['time'], {
+        'id': {'type': 'string'}, 'project_id': {'type': 'string'},
+        'seq': {'type': 'integer', 'minimum': 1},
+        'at': {'type': 'integer', 'description': 'Microseconds since the '
+                                                 'epoch.'},
+        'time': {'type': 'string', 'description': 'at, in ISO 8601 UTC.'},
+        'user_id': {'type': 'string'}, 'user_project_id': nullable_string,
+        'roles': {'type': 'array', 'items': {'type': 'string'}},
+        'method': {'type': 'string'}, 'route': {'type': 'string'},
+        'request_id': nullable_string, 'kind': {'type': 'string'},
+        'doc_id': {'type': 'string'},
+        'action': {'enum': sorted(core_audit.ACTIONS.values())},
+        'fields': {'type': 'array', 'items': {'type': 'string'},
+                   'description': 'Names of the fields that changed '
+                                  '(never their values).'},
+        'fields_truncated': {'type': 'boolean'},
+        'version': {'type': ['integer', 'null']},
+        'result': {'const': core_audit.RESULT_SUCCESS},
+        'prev_hash': {'type': 'string', 'pattern': '^[0-9a-f]{64}$'},
+        'hash': {'type': 'string', 'pattern': '^[0-9a-f]{64}$'},
+    })
+    time_param = {'in': 'query', 'required': False, 'schema': {
+        'type': 'string', 'description': 'Seconds since the epoch or an '
+                                         'ISO 8601 time (UTC by default).'}}
+    params = [
+        {'name': 'since', 'description': 'Records at this time or later.',
+         **time_param},
+        {'name': 'until', 'description': 'Records before this time.',
+         **time_param},
+        {'name': 'all_projects', 'in': 'query', 'required': False,
+         'description': 'Every project\'s records, by time (policy '
+                        'audit:get_all_projects, else 403).',
+         'schema': {'type': 'boolean', 'default': False}},
+    ]
+    get = _operation(
+        'v2ListAudit', 'audit',
+        'The audit trail of the project: one record per document written '
+        'through the API, oldest first, hash-chained',
+        {'200': _json(_object(['audit'], {'audit': {
+            'type': 'array', 'items': record}}), 'The records.')},
+        {400, 401, 403, 406, 503}, policy=AuditTrail.policies['GET'],
+        params=('limit', 'offset'))
+    get['parameters'] += params
+    return {f'{V2_PREFIX}/audit': {'parameters': [_param('project_id')],
+                                   'get': get}}
+
+
 @functools.cache
 def _build(v1, v2, metrics_path=None):
     paths = _public_paths(v1, v2)
@@ -902,6 +954,13 @@ def _build(v1, v2, metrics_path=None):
                                                'and run ledgers.'}]
     if metrics_path:
         tags.append({'name': 'metrics'})
+    if v2:
+        paths.update(_audit_paths())
+    tags = [{'name': 'versions', 'description': 'Versions, health, this '
+                                                'document.'}]
+    tags += [{'name': noun} for noun in NOUNS]
+    if v2:
+        tags.append({'name': 'audit'})
     doc = {
         'openapi': OPENAPI_VERSION,
         'info': {'title': 'Freezer API', 'version': '2',

@@ -7,6 +7,7 @@ the parsed configuration is handed over by ``use_conf`` (called by
 
 from typing import Any
 
+from freezer_api import notifications
 from freezer_api import storage
 from freezer_api.api import app
 from freezer_api.api import context
@@ -35,7 +36,10 @@ def app_factory(global_conf, **local_conf):
             raise RuntimeError('[centralized_scheduler] enabled = true '
                                'needs auth_strategy = keystone')
         trusts = identity_trusts.KeystoneTrusts(conf)
-    return app.create_app(conf, storage.load_driver(conf), trusts=trusts)
+    driver = storage.load_driver(conf)
+    return app.create_app(conf, driver, trusts=trusts,
+                          notifications=notifications.from_conf(conf,
+                                                                driver))
 
 
 def noauth_filter_factory(global_conf, **local_conf):

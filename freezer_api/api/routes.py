@@ -6,6 +6,7 @@ v1 (``/v1``) is user-scoped and v2 (``/v2/{project_id}``) project-scoped;
 """
 
 from freezer_api.api import actions
+from freezer_api.api import audit
 from freezer_api.api import backups
 from freezer_api.api import clients
 from freezer_api.api import health
@@ -59,3 +60,6 @@ def add_routes(app, services, conf):
         app.add_route(home, versions.HomeDocument(services, conf, prefix))
         for template, resource in table:
             app.add_route(prefix + template, resource)
+    if conf.api.enable_v2_api:
+        # v2 only: the audit trail is read per project, never per user
+        app.add_route(V2_PREFIX + '/audit', audit.AuditTrail(services, conf))

@@ -1,8 +1,13 @@
-"""``freezer-manage``: create, migrate, inspect and remove the store.
+"""``freezer-manage``: create, migrate, inspect and remove the store, and
+check or trim the audit trail.
 
 Usage: ``freezer-manage [options] db {sync,update,remove,show,
 update-settings} [options]``. Options may stand before or after the
 ``db`` command (upstream only took them before, spec D18).
+``freezer-manage [options] audit verify [--project P]`` recomputes the
+hash chains and reports the first record that does not match (exit 1);
+``freezer-manage [options] audit purge`` removes the records older than
+``[audit] retention_days``.
 
 Exit status: 0 done, 1 failed or declined, 2 bad usage.
 """
@@ -11,14 +16,23 @@ import argparse
 import json
 import logging
 import sys
+import time
 
 from freezer_api import storage
 from freezer_api.cmd import common
+from freezer_api.core import audit
 from freezer_api.storage.base import KINDS
 
 LOG = logging.getLogger(__name__)
 
 ACTIONS = ('sync', 'update', 'remove', 'show', 'update-settings')
+AUDIT_ACTIONS = ('verify', 'purge')
+# Records read per round trip while verifying.
+VERIFY_PAGE = 1000
+
+
+class ChainBroken(Exception):
+    """A hash chain does not verify."""
 
 
 class Declined(Exception):
@@ -67,6 +81,14 @@ def build_parser():
         'remove: delete everything; show: describe what exists; '
         'update-settings: apply index settings (elasticsearch).'))
     _add_options(db, suppress=True)
+    trail = commands.add_parser('audit', help='Audit trail.')
+    trail.add_argument('action', choices=AUDIT_ACTIONS, help=(
+        'verify: recompute the hash chains and report the first record '
+        'that does not match; purge: remove the records older than '
+        '[audit] retention_days.'))
+    trail.add_argument('--project', metavar='PROJECT_ID', default=None,
+                       help='verify: only this project\'s chain.')
+    _add_options(trail, suppress=True)
     return parser
 
 
@@ -130,6 +152,59 @@ def run(action, driver, options, out):
                   f'{options.driver_name} driver.', file=out)
 
 
+def _chain(driver, project_id):
+    after = 0
+    while True:
+        page = driver.audit_chain(project_id, after, VERIFY_PAGE)
+        yield from page
+        if len(page) < VERIFY_PAGE:
+            return
+        after = page[-1]['seq']
+
+
+def verify_trail(driver, project_id, out):
+    projects = ([project_id] if project_id is not None
+                else driver.audit_projects())
+    broken = []
+    for project in projects:
+        head = driver.audit_head(project)
+        verdict = audit.verify(project, _chain(driver, project), head)
+        if verdict.ok:
+            start = ('' if verdict.first_seq in (None, 1)
+                     else f', from record {verdict.first_seq} (older ones '
+                          'purged)')
+            print(f'project {project}: {verdict.checked} records '
+                  f'verified{start}', file=out)
+        else:
+            broken.append(project)
+            print(f'project {project}: record {verdict.broken_seq} does '
+                  f'not match: {verdict.reason} ({verdict.checked} '
+                  f'records before it verified)', file=out)
+    if not projects:
+        print('No audit records.', file=out)
+    if broken:
+        raise ChainBroken(', '.join(broken))
+
+
+def purge_trail(driver, conf, out, clock=time.time):
+    days = conf.audit.retention_days
+    if days == 0:
+        print('[audit] retention_days is 0: every record is kept.',
+              file=out)
+        return
+    before = int((clock() - days * 86400) * 1_000_000)
+    removed = driver.purge_audit(before)
+    print(f'{removed} audit records older than {days} days removed.',
+          file=out)
+
+
+def run_audit(action, driver, conf, options, out):
+    if action == 'verify':
+        verify_trail(driver, options.project, out)
+    else:
+        purge_trail(driver, conf, out)
+
+
 def main(argv=None, out=sys.stdout):
     parser = build_parser()
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -149,9 +224,16 @@ def main(argv=None, out=sys.stdout):
         options.driver_name = conf.storage.driver
         driver = storage.load_driver(conf, prepare=False)
         try:
-            run(options.action, driver, options, out)
+            if options.command == 'audit':
+                run_audit(options.action, driver, conf, options, out)
+            else:
+                run(options.action, driver, options, out)
         finally:
             driver.close()
+    except ChainBroken as ex:
+        print(f'freezer-manage: the audit trail of {ex} does not verify.',
+              file=sys.stderr)
+        return 1
     except Declined:
         print('Aborted: nothing was changed.', file=sys.stderr)
         return 1
@@ -160,7 +242,7 @@ def main(argv=None, out=sys.stdout):
         return 2
     except Exception as ex:  # noqa: BLE001 - report any failure, exit 1
         LOG.debug('freezer-manage failed', exc_info=True)
-        print(f'freezer-manage db {options.action} failed: '
+        print(f'freezer-manage {options.command} {options.action} failed: '
               f'{type(ex).__name__}: {ex}', file=sys.stderr)
         return 1
     return 0

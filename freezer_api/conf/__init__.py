@@ -7,6 +7,7 @@ Everything that reads configuration receives a ``cfg.ConfigOpts``; only
 from oslo_config import cfg
 
 from freezer_api.conf import api
+from freezer_api.conf import audit
 from freezer_api.conf import centralized_scheduler
 from freezer_api.conf import database
 from freezer_api.conf import default
@@ -22,7 +23,7 @@ CONF = cfg.CONF
 
 CONF_MODULES = (default, api, storage, database, elasticsearch, noauth,
                 paste_deploy, centralized_scheduler, middleware, health,
-                metrics)
+                metrics, audit)
 
 
 def configure(conf=None):

@@ -2,6 +2,7 @@
 
 import time
 
+from freezer_api.core import audit
 from freezer_api.core import base
 from freezer_api.core.actions import ActionManager
 from freezer_api.core.backups import BackupManager
@@ -50,3 +51,4 @@ class Services:
         self.jobs.ledger = self.sessions.ledger = ledger
         self.backups.ledger = ledger
         self.jobs.presence = self.presence
+        self.audit = audit.AuditReader(storage)

@@ -98,6 +98,19 @@ def _coverage():
     ]
 
 
+def _audit():
+    path = '/v2/{project_id}/audit'
+    return [
+        base.rule('audit:get_all', base.ADMIN_OR_PROJECT_MANAGER,
+                  'Read the audit trail of a project (every change made '
+                  'through the API).', [('GET', path)]),
+        base.rule('audit:get_all_projects', base.ADMIN,
+                  'Read the audit trail of every project '
+                  '(all_projects=true).',
+                  [('GET', path + '?all_projects=true')]),
+    ]
+
+
 def _metrics():
     return [base.rule(
         'metrics:get', base.ADMIN,
@@ -117,6 +130,7 @@ def list_rules():
         _sessions(),
         _coverage(),
         _metrics(),
+        _audit(),
     ))
 
 

@@ -7,6 +7,8 @@ PROJECT_READER = 'role:reader and project_id:%(project_id)s'
 PROJECT_MEMBER = 'role:member and project_id:%(project_id)s'
 ADMIN_OR_PROJECT_READER = f'({ADMIN}) or ({PROJECT_READER})'
 ADMIN_OR_PROJECT_MEMBER = f'({ADMIN}) or ({PROJECT_MEMBER})'
+PROJECT_MANAGER = 'role:manager and project_id:%(project_id)s'
+ADMIN_OR_PROJECT_MANAGER = f'({ADMIN}) or ({PROJECT_MANAGER})'
 
 RULE_ADMIN = 'context_is_admin'
 

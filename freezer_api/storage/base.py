@@ -45,6 +45,9 @@ KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions', 'runs',
 # Kinds whose ids are unique per project rather than across the store.
 PROJECT_UNIQUE_KINDS = frozenset({'clients'})
 
+# The prev_hash of the first audit record of a project.
+AUDIT_GENESIS = '0' * 64
+
 # Drivers must support at least this page size and any offset.
 MAX_LIST_LIMIT = 1000
 
@@ -162,6 +165,23 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def delete(self, record: Record) -> None:
         """Remove a document read in this transaction (same condition)."""
+
+    def append_audit(self, project_id: str, entries: list[dict],
+                     seal: Callable[[list[dict], int, str], list[dict]]
+                     ) -> list[dict]:
+        """Append audit records to ``project_id``'s chain, committed or
+        rolled back with this transaction; return the sealed records.
+
+        The engine reads the chain head ``(seq, hash)`` (``(0, GENESIS)``
+        for a project without records), calls ``seal(entries, seq, hash)``
+        and stores what it returns, each record under ``(project_id,
+        seq)``, with no search terms. The head advances conditionally on
+        the head that was sealed against: two writers can never append the
+        same ``seq`` (the loser re-reads the head or runs again), so the
+        chain never forks, whatever the number of processes.
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} keeps no audit trail')
 
 
 class StorageDriver(abc.ABC):
@@ -291,6 +311,48 @@ class StorageDriver(abc.ABC):
         :raises Reconnect: the connection died before the commit.
         :raises IdTaken: an insert found its id taken.
         """
+
+    # The audit trail (see Transaction.append_audit). Records are JSON
+    # objects with at least project_id, seq, at (microseconds), hash.
+
+    def list_audit(self, project_id: str | None, since: int | None,
+                   until: int | None, limit: int,
+                   offset: int) -> Sequence[dict]:
+        """Audit records of one project (every project for None) with
+        ``since <= at < until`` (either bound may be None).
+
+        One project's records come by ``seq``; every project's by ``at``,
+        then project and ``seq``. Paging as in ``list``.
+        """
+        raise NotImplementedError
+
+    def audit_chain(self, project_id: str, after_seq: int,
+                    limit: int) -> Sequence[dict]:
+        """At most ``limit`` records of a project with ``seq >
+        after_seq``, by ``seq`` (what verification and re-sending walk)."""
+        raise NotImplementedError
+
+    def audit_head(self, project_id: str) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the project's newest record, as the head
+        that writers advance says (None: no chain), so that a verification
+        notices records removed from the end."""
+        raise NotImplementedError
+
+    def audit_projects(self) -> Sequence[str]:
+        """The projects that have a chain, sorted."""
+        raise NotImplementedError
+
+    def purge_audit(self, before: int) -> int:
+        """Remove the records with ``at < before``; return how many.
+        Chain heads stay, so later records keep chaining. Event claims
+        older than ``before`` go too."""
+        raise NotImplementedError
+
+    def claim_event(self, event_id: str, at: int) -> bool:
+        """Record that the event ``event_id`` (at most 128 characters)
+        occurred; True for the first claim of that id on the whole store,
+        False for every later one, from any process."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def ping(self) -> None:

@@ -175,6 +175,8 @@ class Replay:
         first, headers, body = example.request
         method, target, _ = first.split(' ')
         target = self.substitute(target)
+        if self.translate and target.startswith(V2_PREFIX + 'audit'):
+            return None  # v2 only
         if self.translate and target.startswith(V2_PREFIX):
             target = '/v1/' + target[len(V2_PREFIX):]
         path, _, query = target.partition('?')
@@ -246,6 +248,7 @@ def test_examples_match_the_service(reference, replay_client, translate):
     called = set()
     for example in parse(reference):
         called.add(replay.run(example))
+    called.discard(None)
     version = 'v1' if translate else 'v2'
     documented = {(path, method) for path, item in check.doc['paths'].items()
                   for method in item if method in METHODS

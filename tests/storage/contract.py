@@ -37,6 +37,8 @@ from freezer_api.storage.query import Query
 from freezer_api.storage.query import Range
 from freezer_api.storage.query import Term
 
+from .audit_contract import AuditContract
+
 SQLALCHEMY_DRIVER = 'freezer_api.storage.sqlalchemy.driver:SQLAlchemyDriver'
 P1, P2 = 'project-1', 'project-2'
 U1, U2 = 'user-1', 'user-2'
@@ -129,6 +131,10 @@ class SQLAlchemyBackend:
                     for table in (f'{kind}_terms', kind):
                         if table in existing:
                             conn.execute(sa.text(f'DELETE FROM {table}'))
+                for table in ('audit_records', 'audit_heads',
+                              'audit_events'):
+                    if table in existing:
+                        conn.execute(sa.text(f'DELETE FROM {table}'))
         finally:
             engine.dispose()
 
@@ -282,7 +288,7 @@ def random_queries(count, seed=7):
     return queries
 
 
-class StorageContract:
+class StorageContract(AuditContract):
     """Every behaviour of ``StorageDriver`` and ``Transaction``."""
 
     @pytest.fixture
@@ -986,14 +992,18 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
 
     def test_describe_schema_shape(self, driver):
         described = driver.describe_schema()
-        assert described['revision'] == '0003'
+        assert described['revision'] == '0004'
         tables = described['tables']
         for kind in base.KINDS:
             assert set(tables[kind]) >= {'pk', 'id', 'project_id', 'user_id',
                                          'version', 'created_at', 'doc'}
             assert set(tables[f'{kind}_terms']) >= {
                 'doc_pk', 'path', 'key', 'value', 'num', 'text'}
-        assert len(tables) == 2 * len(base.KINDS)
+        assert set(tables['audit_records']) == {'project_id', 'seq', 'at',
+                                                'record'}
+        assert set(tables['audit_heads']) == {'project_id', 'seq', 'hash'}
+        assert set(tables['audit_events']) == {'event_id', 'at'}
+        assert len(tables) == 2 * len(base.KINDS) + 3
         driver.drop_schema()
         assert driver.describe_schema()['tables'] == {}
         assert driver.describe_schema()['revision'] is None

@@ -56,7 +56,7 @@ def test_upgrade_from_0002_adds_the_health_kinds(tmp_path, url):
         assert not set(NEW) & _tables(url)
         driver.create('jobs', 'job1', P, 'u', 1, {'client_id': 'node_1'})
 
-        driver.upgrade_schema()
+        _alembic(driver, '0003')
         assert driver.describe_schema()['revision'] == '0003'
         for kind in NEW:
             for table in (kind, f'{kind}_terms'):

@@ -13,6 +13,7 @@ import hashlib
 import urllib.parse
 
 from freezer_api.storage import base
+from freezer_api.storage.elasticsearch import audit
 from freezer_api.storage.elasticsearch import mappings
 
 __all__ = ['STAMP', 'check_kind', 'doc_key', 'record', 'source', 'image',
@@ -58,6 +59,9 @@ def record(src):
 def source(rec, stamp=None):
     """The stored form of ``rec``; ``stamp``: the journal key of the
     multi-document change that writes it."""
+    if rec.kind == audit.AUDIT_KIND:  # the audit trail: see audit.py
+        return audit.audit_source(rec, audit.audit_key(
+            rec.project_id, rec.doc['seq']), stamp)
     key = doc_key(rec.kind, rec.project_id, rec.id)
     src = {'kind': rec.kind, 'key': key, 'id': rec.id,
            'project_id': rec.project_id, 'user_id': rec.user_id,

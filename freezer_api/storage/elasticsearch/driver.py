@@ -45,6 +45,7 @@ import elasticsearch
 
 from freezer_api.storage import base
 from freezer_api.storage import errors
+from freezer_api.storage.elasticsearch import audit
 from freezer_api.storage.elasticsearch import documents
 from freezer_api.storage.elasticsearch import failures
 from freezer_api.storage.elasticsearch import journal as journal_module
@@ -67,7 +68,7 @@ _RESULT_WINDOW = 10_000
 _CONTENDED = threading.RLock()
 
 
-class _Transaction(base.Transaction):
+class _Transaction(audit.TransactionAudit, base.Transaction):
     """One attempt of an ``atomic`` change: reads hit the engine, writes
     wait in ``_entries`` until ``_commit``."""
 
@@ -177,7 +178,7 @@ class _Transaction(base.Transaction):
         return conditional, creates
 
 
-class ElasticsearchDriver(base.StorageDriver):
+class ElasticsearchDriver(audit.DriverAudit, base.StorageDriver):
     """Documents in an Elasticsearch 8 index."""
 
     backoff_base = 0.01

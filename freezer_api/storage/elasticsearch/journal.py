@@ -92,6 +92,7 @@ import elasticsearch
 
 from freezer_api.storage import base
 from freezer_api.storage import errors
+from freezer_api.storage.elasticsearch import audit
 from freezer_api.storage.elasticsearch import documents
 from freezer_api.storage.elasticsearch import failures
 
@@ -356,6 +357,8 @@ class Journal:
                     document=documents.source(entry.current, stamp),
                     refresh=refresh, require_alias=True)
             except elasticsearch.ConflictError:
+                if entry.current.kind == audit.AUDIT_KIND:  # seq taken
+                    raise base.LostRace() from None
                 raise base.IdTaken(f'{entry.current.kind} '
                                    f'{entry.current.id!r} already exists') \
                     from None
@@ -387,6 +390,8 @@ class Journal:
             if failure is not None:
                 raise failures.bulk_item_error(failure)
             if collision is not None:
+                if collision.kind == audit.AUDIT_KIND:  # seq taken
+                    raise base.LostRace()
                 raise base.IdTaken(f'{collision.kind} {collision.id!r} '
                                    'already exists')
 

@@ -133,6 +133,9 @@ INTERNAL_FIELDS = {
     'user_id': {'type': 'keyword'},
     'version': {'type': 'long', 'index': False},
     'created_at': {'type': 'long'},
+    # The place of an audit record in its project's chain (kind _audit,
+    # see audit.py); absent from documents.
+    'seq': {'type': 'long'},
     # The journal entry of the multi-document change that wrote the
     # document (see ``journal``); absent otherwise.
     'txn': {'type': 'keyword', 'index': False, 'doc_values': False},

@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 
 from freezer_api.storage import base
 from freezer_api.storage import errors
+from freezer_api.storage.sqlalchemy import audit
 from freezer_api.storage.sqlalchemy import engines
 from freezer_api.storage.sqlalchemy import failures
 from freezer_api.storage.sqlalchemy import models
@@ -77,7 +78,7 @@ def _record_of(kind, row):
                        doc=json.loads(row[5]))
 
 
-class _Transaction(base.Transaction):
+class _Transaction(audit.TransactionAudit, base.Transaction):
     """One attempt of an ``atomic`` change, on one connection."""
 
     def __init__(self, driver, conn, lock_reads=False, reconnected=False):
@@ -220,7 +221,7 @@ class _Transaction(base.Transaction):
         self._texts.pop(key, None)
 
 
-class SQLAlchemyDriver(base.StorageDriver):
+class SQLAlchemyDriver(audit.DriverAudit, base.StorageDriver):
     """Documents in a SQL database reached through SQLAlchemy."""
 
     def __init__(self, conf):

@@ -1,0 +1,247 @@
+"""The audit trail on Elasticsearch (see ``StorageDriver.append_audit``).
+
+Each record is one document of kind ``_audit`` with ``_id``
+``_audit/<project>/<seq>``, written by the same journal change as the
+documents it records (a create in that change's bulk request, stamped like
+the others, so an interrupted change loses its records with its writes).
+It has no search fields: the record is kept whole in ``doc`` (not
+indexed) and only ``project_id``, ``seq`` and ``created_at`` (the record's
+``at``) are indexed.
+
+The chain head is the record with the highest ``seq``. A change seals
+after the head this process last wrote, once a real-time get showed that
+record stored as written (its change may have been rolled back), or else
+after the newest record a search finds, and checks with a real-time get
+that ``seq + 1`` is still free, moving forward while it is not.
+``create`` refuses an ``_id`` already taken, so two writers racing for
+one ``seq`` cannot both commit: the loser's whole change is undone and
+run again (``LostRace``), and the chain never forks. Purging keeps each
+project's newest record: it is the head.
+"""
+
+import urllib.parse
+from typing import Any
+
+import elasticsearch
+
+from freezer_api.storage import base
+
+__all__ = ['AUDIT_KIND', 'audit_key', 'audit_source', 'TransactionAudit',
+           'DriverAudit']
+
+AUDIT_KIND = '_audit'
+# Events claimed once (``claim_event``).
+EVENT_KIND = '_event'
+# Forward probes of a stale head before the change gives up and runs again.
+_MAX_PROBES = 64
+
+
+def audit_key(project_id, seq):
+    return f'{AUDIT_KIND}/{urllib.parse.quote(project_id, safe="")}/{seq}'
+
+
+def audit_source(record, key, stamp=None):
+    """The stored form of an audit record held in a ``base.Record``."""
+    src = {'kind': AUDIT_KIND, 'key': key, 'id': record.id,
+           'project_id': record.project_id, 'user_id': '',
+           'version': 1, 'created_at': record.created_at,
+           'seq': record.doc['seq'], 'doc': record.doc}
+    if stamp is not None:
+        src['txn'] = stamp
+    return src
+
+
+class _AuditEntry:
+    """A create in the transaction's journal (as the driver's _Entry)."""
+
+    __slots__ = ('seq', 'original', 'stamp', 'current')
+
+    def __init__(self, record):
+        self.seq = None
+        self.original = None
+        self.stamp = None
+        self.current = record
+
+    @property
+    def changed(self):
+        return True
+
+
+class TransactionAudit:
+    """``append_audit`` for the driver's ``_Transaction`` (a mixin)."""
+
+    # what the driver's _Transaction provides
+    _driver: Any
+    _entries: Any
+    _check: Any
+    lost_race: Any
+
+    def append_audit(self, project_id, entries, seal):
+        driver = self._driver
+        self._check()
+        head = driver._audit_heads.get(project_id)
+        if head is not None and not driver._audit_head_stands(project_id,
+                                                              head):
+            head = None  # rolled back, or purged: look again
+        if head is None:
+            head = driver._newest_audit(project_id)
+        for _ in range(_MAX_PROBES):
+            hit = driver._get_raw(audit_key(project_id, head[0] + 1))
+            if hit is None:
+                break
+            head = (hit['_source']['seq'], hit['_source']['doc']['hash'])
+        else:
+            raise self.lost_race()
+        sealed = seal(entries, *head)
+        for record in sealed:
+            key = audit_key(project_id, record['seq'])
+            self._entries[key] = _AuditEntry(base.Record(
+                kind=AUDIT_KIND, id=str(record['seq']),
+                project_id=project_id, user_id='', version=1,
+                created_at=record['at'], doc=record))
+        driver._audit_heads[project_id] = (sealed[-1]['seq'],
+                                           sealed[-1]['hash'])
+        return sealed
+
+
+class DriverAudit:
+    """The audit reads and the purge for ``ElasticsearchDriver``."""
+
+    # what ElasticsearchDriver provides
+    _search: Any
+    _get_raw: Any
+    _index: Any
+    client: Any
+    writer: Any
+
+    @property
+    def _audit_heads(self):
+        heads = self.__dict__.get('_audit_head_cache')
+        if heads is None:
+            heads = self.__dict__.setdefault('_audit_head_cache', {})
+        return heads
+
+    def _audit_filters(self, project_id, extra=()):
+        filters = [{'term': {'kind': AUDIT_KIND}}]
+        if project_id is not None:
+            filters.append({'term': {'project_id': project_id}})
+        return filters + list(extra)
+
+    def _audit_search(self, what, filters, sort, size, offset=0):
+        from freezer_api.storage.elasticsearch.driver import _guard
+        with _guard(what):
+            response = self._search(
+                query={'bool': {'filter': filters}}, sort=sort, size=size,
+                from_=offset, track_total_hits=False)
+        return [hit['_source']['doc'] for hit in response['hits']['hits']]
+
+    def _audit_head_stands(self, project_id, head):
+        """Whether record ``head`` is stored as remembered (the change
+        that wrote it may have been rolled back)."""
+        from freezer_api.storage.elasticsearch.driver import _guard
+        with _guard('reading the audit trail'):
+            try:
+                hit = self.client.get(index=self._index, realtime=True,
+                                      id=audit_key(project_id, head[0]))
+            except elasticsearch.NotFoundError:
+                return False
+        return hit['_source']['doc'].get('hash') == head[1]
+
+    def _newest_audit(self, project_id):
+        newest = self._audit_search(
+            'reading the audit trail', self._audit_filters(project_id),
+            [{'seq': 'desc'}], 1)
+        if not newest:
+            return (0, base.AUDIT_GENESIS)
+        return (newest[0]['seq'], newest[0]['hash'])
+
+    def list_audit(self, project_id, since, until, limit, offset):
+        bounds = {}
+        if since is not None:
+            bounds['gte'] = since
+        if until is not None:
+            bounds['lt'] = until
+        extra = [{'range': {'created_at': bounds}}] if bounds else []
+        sort = ([{'seq': 'asc'}] if project_id is not None else
+                [{'created_at': 'asc'}, {'project_id': 'asc'},
+                 {'seq': 'asc'}])
+        return self._audit_search('reading the audit trail',
+                                  self._audit_filters(project_id, extra),
+                                  sort, limit, offset)
+
+    def audit_chain(self, project_id, after_seq, limit):
+        return self._audit_search(
+            'reading the audit trail',
+            self._audit_filters(project_id,
+                                [{'range': {'seq': {'gt': after_seq}}}]),
+            [{'seq': 'asc'}], limit)
+
+    def audit_head(self, project_id):
+        head = self._newest_audit(project_id)
+        while True:
+            hit = self._get_raw(audit_key(project_id, head[0] + 1))
+            if hit is None:
+                break
+            head = (hit['_source']['seq'], hit['_source']['doc']['hash'])
+        return None if head[0] == 0 else head
+
+    def audit_projects(self):
+        from freezer_api.storage.elasticsearch.driver import _guard
+        projects: list[str] = []
+        after = None
+        while True:
+            composite = {'size': 1000, 'sources': [
+                {'p': {'terms': {'field': 'project_id'}}}]}
+            if after is not None:
+                composite['after'] = after
+            with _guard('reading the audit trail'):
+                response = self._search(
+                    query={'bool': {'filter': self._audit_filters(None)}},
+                    size=0, aggs={'projects': {'composite': composite}})
+            agg = response['aggregations']['projects']
+            projects.extend(b['key']['p'] for b in agg['buckets'])
+            after = agg.get('after_key')
+            if not agg['buckets'] or after is None:
+                return sorted(projects)
+
+    def claim_event(self, event_id, at):
+        from freezer_api.storage.elasticsearch.driver import _guard
+        key = f'{EVENT_KIND}/{urllib.parse.quote(event_id, safe="")}'
+        with _guard('claiming an event'):
+            try:
+                self.writer.create(
+                    index=self._index, id=key, refresh='false',
+                    require_alias=True,
+                    document={'kind': EVENT_KIND, 'key': key, 'id': event_id,
+                              'project_id': '', 'user_id': '', 'version': 1,
+                              'created_at': at, 'doc': {}})
+            except elasticsearch.ConflictError:
+                return False
+        return True
+
+    def purge_audit(self, before):
+        # NOTE: searches and bulk deletes, not _delete_by_query: that one
+        # belongs to a module (reindex) a cluster may leave out.
+        from freezer_api.storage.elasticsearch.driver import _guard
+        removed = 0
+        for project_id in self.audit_projects():
+            newest, _ = self._newest_audit(project_id)
+            filters = self._audit_filters(project_id, [
+                {'range': {'created_at': {'lt': before}}},
+                {'range': {'seq': {'lt': newest}}}])
+            while True:
+                with _guard('purging the audit trail'):
+                    hits = self._search(
+                        query={'bool': {'filter': filters}},
+                        sort=[{'seq': 'asc'}], size=1000, source=False,
+                        track_total_hits=False)['hits']['hits']
+                    if not hits:
+                        break
+                    response = self.writer.bulk(
+                        index=self._index, refresh=True, operations=[
+                            {'delete': {'_id': hit['_id']}}
+                            for hit in hits])
+                removed += sum(
+                    1 for item in response['items']
+                    if item.get('delete', {}).get('status') == 200)
+        return removed
