@@ -37,7 +37,10 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
                             conf.health.presence_flush_interval))
     if enforcer is None:
         enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
-    recorded = metrics.from_conf(conf, storage, enforcer)
+    # the backup-health figures: every project's coverage (issue 15)
+    recorded = metrics.from_conf(
+        conf, storage, enforcer,
+        health=lambda: services.coverage.figures(base.Scope(None)))
     app = falcon.App(middleware=(
         *metrics.middleware(recorded),
         middleware.DrainBody(max(middleware.DRAIN_LIMIT,

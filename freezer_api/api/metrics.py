@@ -17,6 +17,7 @@ from freezer_api.api import openapi
 from freezer_api.api.context import ENVIRON_KEY
 from freezer_api.api.errors import forbidden
 from freezer_api.metrics import exporter
+from freezer_api.metrics import figures
 from freezer_api.storage import errors as storage_errors
 
 LOG = logging.getLogger(__name__)
@@ -37,8 +38,12 @@ def directory_of(conf):
             or os.path.join(conf.state_path, 'metrics'))
 
 
-def from_conf(conf, storage, enforcer):
-    """The metrics of the app, or None when ``[metrics]`` is disabled."""
+def from_conf(conf, storage, enforcer, health=None):
+    """The metrics of the app, or None when ``[metrics]`` is disabled.
+
+    ``health``: a function answering the backup-health families
+    (``CoverageManager.figures``), read at most every
+    ``store_cache_seconds``."""
     if not conf.metrics.enabled:
         return None
     path = conf.metrics.path
@@ -52,8 +57,10 @@ def from_conf(conf, storage, enforcer):
         except ValueError:
             raise RuntimeError(f'[metrics] allowed_addresses: {value!r} '
                                f'is not an address or network') from None
-    return Metrics(exporter.Exporter(directory_of(conf), storage,
-                                     conf.metrics.store_cache_seconds),
+    seconds = conf.metrics.store_cache_seconds
+    own = () if health is None else (figures.Cached(health, seconds),)
+    return Metrics(exporter.Exporter(directory_of(conf), storage, seconds,
+                                     own),
                    path, networks, enforcer)
 
 

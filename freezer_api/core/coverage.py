@@ -6,6 +6,7 @@ runs end as lost, missed runs are written), so the answer and the runs
 lists agree.
 """
 
+import collections
 import dataclasses
 
 from freezer_api.core import base
@@ -83,11 +84,58 @@ class CoverageManager(base.Manager):
             'jobs': listed,
         }
 
-    def _job(self, job, presences, offline_after, now):
+    def figures(self, scope) -> dict:
+        """The backup-health figures of ``scope`` by project, as the
+        Prometheus families of ``freezer_api.metrics.figures`` name them:
+        runs of the last days by result, missed runs by reason, stale
+        runs, RPO breaches and offline clients."""
+        now = self.now()
+        presences = self.presence.of_project(scope)
+        offline_after = self.runs.settings.offline_after
+        runs: collections.Counter = collections.Counter()
+        missed: collections.Counter = collections.Counter()
+        stale: collections.Counter = collections.Counter()
+        breached: collections.Counter = collections.Counter()
+        jobs = []
+        for job in every(self.storage, 'jobs', scope, Query()):
+            seen: list[dict] = []
+            entry = self._job(job, presences, offline_after, now, seen)
+            jobs.append(entry)
+            project = job.project_id
+            stale[project] += entry['stale']
+            breached[project] += entry['breached']
+            for run in seen:
+                if run.get('status') == health.MISSED:
+                    missed[project, run.get('reason') or 'not_started'] += 1
+                elif run.get('result'):
+                    runs[project, run['result']] += 1
+        offline: collections.Counter = collections.Counter()
+        for client in self._clients(scope, jobs, presences, offline_after,
+                                    now, None):
+            offline[client['project_id']] += bool(client['offline'])
+        projects = sorted({job['project_id'] for job in jobs} | set(offline))
+        return {
+            'freezer_backup_runs': [
+                ({'project': p, 'result': r}, n)
+                for (p, r), n in sorted(runs.items())],
+            'freezer_backup_missed_runs': [
+                ({'project': p, 'reason': r}, n)
+                for (p, r), n in sorted(missed.items())],
+            'freezer_backup_stale_runs': [
+                ({'project': p}, stale[p]) for p in projects],
+            'freezer_backup_rpo_breaches': [
+                ({'project': p}, breached[p]) for p in projects],
+            'freezer_backup_clients_offline': [
+                ({'project': p}, offline[p]) for p in projects],
+        }
+
+    def _job(self, job, presences, offline_after, now, seen=None):
         doc = job.doc
         client = doc.get('client_id', '')
         presence = presences.get((job.project_id, client))
         recent = self.runs.settle(job, presence=presence)
+        if seen is not None:
+            seen.extend(recent)
         lease = self.runs.lease(doc)
         success = next((run for run in recent
                         if run.get('result') == 'success'), None)

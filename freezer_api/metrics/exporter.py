@@ -27,7 +27,7 @@ class _Traffic:
 class Exporter:
     """This process's instruments and the collectors of one service."""
 
-    def __init__(self, directory, storage, cache_seconds):
+    def __init__(self, directory, storage, cache_seconds, health=()):
         self.instruments = instruments.for_directory(directory)
         self.directory = archive.Directory(self.instruments.directory)
         # NOTE: no auto_describe: registering must not read the store.
@@ -36,7 +36,7 @@ class Exporter:
         self.registry.register(store.StoreFigures(
             storage, cache_seconds, shared_file=os.path.join(
                 self.instruments.directory, STORE_FIGURES_FILE)))
-        self.registry.register(figures.HealthFigures(storage))
+        self.registry.register(figures.HealthFigures(storage, health))
 
     def render(self) -> bytes:
         return exposition.generate_latest(self.registry)

@@ -210,6 +210,48 @@ def test_health_figures_only_from_a_provider(make_client):
                          project='proj-a', reason='client_offline') == 3
 
 
+def test_health_figures_of_the_service(make_client, clock):
+    # a scheduler that polls, runs one job well and one badly, then goes
+    # silent for three intervals (as in tests/api/test_coverage.py)
+    from tests.api.helpers import Api
+    from tests.api.test_job_runs import INTERVAL
+    from tests.api.test_job_runs import Scheduler
+    client = make_client(**{'health.missed_grace': 60,
+                            'health.client_offline_after': 120,
+                            'health.presence_flush_interval': 0})
+    sched = Scheduler(Api(client, 'v2'), clock)
+    good = sched.job(description='good')
+    bad = sched.job(description='bad', rpo=900)
+    clock.advance(INTERVAL)
+    sched.poll()
+    sched.run(good, seconds=20)
+    sched.run(bad, 'fail', seconds=20)
+    samples = helpers.parse(scrape(client))
+    project = 'proj-a'
+    assert helpers.value(samples, 'freezer_backup_runs', project=project,
+                         result='success') == 1
+    assert helpers.value(samples, 'freezer_backup_runs', project=project,
+                         result='fail') == 1
+    assert helpers.value(samples, 'freezer_backup_rpo_breaches',
+                         project=project) == 0
+    assert ('freezer_backup_clients_offline', frozenset(
+        {'project': project}.items())) in samples
+
+    clock.advance(3 * INTERVAL)
+    samples = helpers.parse(scrape(client))
+    assert helpers.value(samples, 'freezer_backup_rpo_breaches',
+                         project=project) == 2
+    assert helpers.value(samples, 'freezer_backup_clients_offline',
+                         project=project) == 1
+    assert helpers.value(samples, 'freezer_backup_missed_runs',
+                         project=project, reason='client_offline') >= 2
+    # what GET /coverage says, the figures say
+    answer = client.simulate_get('/v2/proj-a/coverage', headers=ALICE).json
+    assert answer['summary']['breached'] == 2
+    assert helpers.value(samples, 'freezer_backup_stale_runs',
+                         project=project) == answer['summary']['stale']
+
+
 def test_served_openapi_document_has_the_metrics_route(make_client):
     from openapi_spec_validator import validate
 

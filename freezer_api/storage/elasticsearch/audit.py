@@ -25,6 +25,7 @@ from typing import Any
 import elasticsearch
 
 from freezer_api.storage import base
+from freezer_api.storage.elasticsearch import failures
 
 __all__ = ['AUDIT_KIND', 'audit_key', 'audit_source', 'TransactionAudit',
            'DriverAudit']
@@ -128,8 +129,7 @@ class DriverAudit:
         return filters + list(extra)
 
     def _audit_search(self, what, filters, sort, size, offset=0):
-        from freezer_api.storage.elasticsearch.driver import _guard
-        with _guard(what):
+        with failures.guard(what):
             response = self._search(
                 query={'bool': {'filter': filters}}, sort=sort, size=size,
                 from_=offset, track_total_hits=False)
@@ -138,8 +138,7 @@ class DriverAudit:
     def _audit_head_stands(self, project_id, head):
         """Whether record ``head`` is stored as remembered (the change
         that wrote it may have been rolled back)."""
-        from freezer_api.storage.elasticsearch.driver import _guard
-        with _guard('reading the audit trail'):
+        with failures.guard('reading the audit trail'):
             try:
                 hit = self.client.get(index=self._index, realtime=True,
                                       id=audit_key(project_id, head[0]))
@@ -186,7 +185,6 @@ class DriverAudit:
         return None if head[0] == 0 else head
 
     def audit_projects(self):
-        from freezer_api.storage.elasticsearch.driver import _guard
         projects: list[str] = []
         after = None
         while True:
@@ -194,7 +192,7 @@ class DriverAudit:
                 {'p': {'terms': {'field': 'project_id'}}}]}
             if after is not None:
                 composite['after'] = after
-            with _guard('reading the audit trail'):
+            with failures.guard('reading the audit trail'):
                 response = self._search(
                     query={'bool': {'filter': self._audit_filters(None)}},
                     size=0, aggs={'projects': {'composite': composite}})
@@ -205,9 +203,8 @@ class DriverAudit:
                 return sorted(projects)
 
     def claim_event(self, event_id, at):
-        from freezer_api.storage.elasticsearch.driver import _guard
         key = f'{EVENT_KIND}/{urllib.parse.quote(event_id, safe="")}'
-        with _guard('claiming an event'):
+        with failures.guard('claiming an event'):
             try:
                 self.writer.create(
                     index=self._index, id=key, refresh='false',
@@ -222,7 +219,6 @@ class DriverAudit:
     def purge_audit(self, before):
         # NOTE: searches and bulk deletes, not _delete_by_query: that one
         # belongs to a module (reindex) a cluster may leave out.
-        from freezer_api.storage.elasticsearch.driver import _guard
         removed = 0
         for project_id in self.audit_projects():
             newest, _ = self._newest_audit(project_id)
@@ -230,7 +226,7 @@ class DriverAudit:
                 {'range': {'created_at': {'lt': before}}},
                 {'range': {'seq': {'lt': newest}}}])
             while True:
-                with _guard('purging the audit trail'):
+                with failures.guard('purging the audit trail'):
                     hits = self._search(
                         query={'bool': {'filter': filters}},
                         sort=[{'seq': 'asc'}], size=1000, source=False,

@@ -114,10 +114,10 @@ class TransactionAudit:
                                             entries, seal)
                 if sealed is None:
                     raise self.lost_race()
-            # PERF: compiled once (see driver._Prepared): running SQLAlchemy
-            # statements cost more than the two writes themselves.
-            prepared = driver._prepared(('audit', 'insert'),
-                                        _insert_statement)
+            # PERF: compiled once (see statements.Prepared): running
+            # SQLAlchemy statements cost more than the two writes themselves.
+            prepared = driver._statements.prepared(('audit', 'insert'),
+                                                   _insert_statement)
             rows = [prepared.parameters({
                 'project_id': project_id, 'seq': record['seq'],
                 'at': record['at'], 'record': _dumps(record)})
@@ -131,7 +131,8 @@ class TransactionAudit:
 
 
 def _advance(driver, conn, project_id, old, new):
-    prepared = driver._prepared(('audit', 'advance'), _advance_statement)
+    prepared = driver._statements.prepared(('audit', 'advance'),
+                                           _advance_statement)
     return conn.exec_driver_sql(prepared.sql, prepared.parameters({
         'p': project_id, 'old_seq': old[0], 'old_hash': old[1],
         'new_seq': new['seq'], 'new_hash': new['hash']})).rowcount == 1
@@ -142,7 +143,7 @@ def _append_after_read(driver, conn, project_id, entries, seal):
     databases; SQLite writers already take turns); None if it moved."""
     stmt = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
         audit_heads.c.project_id == project_id)
-    if driver._optimistic:
+    if driver.races_on_insert:
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
     if row is None:
