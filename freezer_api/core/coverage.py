@@ -156,6 +156,13 @@ class CoverageManager(base.Manager):
             current = next((run for run in recent
                             if run.get('run_id') == run_id), None)
         last_seen = presence.get('last_seen') if presence else None
+        breached = health.breached(rpo, success_end, created, now)
+        if breached:
+            # one occurrence per good run (or none) the breach follows
+            self.runs.announce('rpo_breached', job.project_id, job.id,
+                               success_end or 'never',
+                               {'job_id': job.id, 'client_id': client,
+                                'rpo': rpo, 'last_success_end': success_end})
         return {
             'job_id': job.id,
             'client_id': client,
@@ -170,7 +177,7 @@ class CoverageManager(base.Manager):
             },
             'rpo': rpo,
             'rpo_source': rpo_source,
-            'breached': health.breached(rpo, success_end, created, now),
+            'breached': breached,
             'missed_7d': sum(1 for run in recent
                              if run.get('status') == health.MISSED),
             'lost_7d': sum(1 for run in recent
@@ -207,12 +214,19 @@ class CoverageManager(base.Manager):
         for (project_id, name), its_jobs in sorted(by_client.items()):
             presence = presences.get((project_id, name))
             last_seen = presence.get('last_seen') if presence else None
+            offline = health.offline_at(now, presence, offline_after)
+            if offline:
+                # one occurrence per silence: since the last poll seen
+                self.runs.announce('client_offline', project_id, name,
+                                   last_seen or 'never',
+                                   {'client_id': name,
+                                    'last_seen': last_seen})
             clients.append({
                 'client_id': name,
                 'project_id': project_id,
                 'last_seen': health.iso(last_seen),
                 'last_seen_age': _age(now, last_seen),
-                'offline': health.offline_at(now, presence, offline_after),
+                'offline': offline,
                 'jobs': len(its_jobs),
                 'breached': sum(1 for job in its_jobs if job['breached']),
                 'stale': sum(1 for job in its_jobs if job['stale']),

@@ -19,11 +19,14 @@ missed runs (ids derived from the job and time, so several API processes
 write each one once) before it answers.
 """
 
+import collections
 import dataclasses
+import logging
 from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import health
+from freezer_api.core import notify
 from freezer_api.core import search
 from freezer_api.core.errors import NotFound
 from freezer_api.storage import errors as storage_errors
@@ -168,6 +171,12 @@ class RunLedger:
                                 record.doc.get('last_report', 0))})
 
 
+LOG = logging.getLogger(__name__)
+
+# health event ids remembered per process (see RunManager.announce)
+_ANNOUNCED_KEPT = 100_000
+
+
 class RunManager(base.Manager):
     """Reads the ledger, settling lost and missed runs first."""
 
@@ -180,6 +189,48 @@ class RunManager(base.Manager):
         self.presence = presence
         self.settings = settings
         self.default_timezone = default_timezone
+        # ids of the health events this process already announced: a
+        # settle repeats on every read, the claim in the store need not
+        self._announced: collections.OrderedDict = collections.OrderedDict()
+
+    def announce(self, kind, project_id, subject_id, occurrence,
+                 details=None):
+        """Send one health event (core.notify), once per occurrence across
+        every process; a repeat in this process costs nothing."""
+        event_id = notify.health_event_id(kind, project_id, subject_id,
+                                          occurrence)
+        if event_id in self._announced:
+            return
+        try:
+            notify.health_event(kind, project_id, subject_id, occurrence,
+                                details)
+        except storage_errors.StorageError as exc:
+            # NOTE: not remembered: the next settle tries again
+            LOG.warning('Could not announce %s: %s', event_id, exc)
+            return
+        self._announced[event_id] = True
+        while len(self._announced) > _ANNOUNCED_KEPT:
+            self._announced.popitem(last=False)
+
+    def _announce_runs(self, job, runs):
+        """run_failed, run_missed and run_lost for the settled ``runs``."""
+        for run in runs:
+            status, result = run.get('status'), run.get('result')
+            if status == health.MISSED:
+                kind = 'run_missed'
+            elif status == health.LOST:
+                kind = 'run_lost'
+            elif status == health.COMPLETED and result == 'fail':
+                kind = 'run_failed'
+            else:
+                continue
+            self.announce(kind, job.project_id, job.id, run.get('run_id'),
+                          {'job_id': job.id, 'run_id': run.get('run_id'),
+                           'client_id': job.doc.get('client_id', ''),
+                           'reason': run.get('reason'),
+                           'expected_at': run.get('expected_at'),
+                           'start': run.get('start'),
+                           'end': run.get('end')})
 
     def _cutoff(self, now):
         return now - self.settings.retention_days * health.DAY
@@ -256,6 +307,7 @@ class RunManager(base.Manager):
                     job.project_id, job.doc.get('client_id', ''))
             settled = self._missed(job, settled, presence, now) + settled
             settled.sort(key=_at, reverse=True)
+        self._announce_runs(job, settled)
         return settled
 
     def _lose(self, job, run, lease_seconds):

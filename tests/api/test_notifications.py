@@ -179,3 +179,33 @@ def test_with_the_bus_down_the_api_answers_and_sending_resumes(
         assert [m['payload']['id'] for m in drain(amqp, want=1)] == [after]
     finally:
         sender.stop()
+
+
+def test_a_failed_run_is_announced_once(api, amqp, monkeypatch):
+    """The ledger's failed run becomes one freezer.run.failed, however
+    often its job's health is read (runs, coverage)."""
+    v2, sender = api
+    monkeypatch.setattr(notify, '_sink', sender.health_event)
+    client_id = helpers.register_client(v2, 'node1')
+    job_id = helpers.create(v2, 'jobs', helpers.job_body(
+        client_id, job_schedule={'schedule_interval': '10 minutes'}))
+    started = int(time.time())
+    for schedule in ({'status': 'running', 'result': '',
+                      'time_started': started, 'time_ended': -1},
+                     {'status': 'scheduled', 'result': 'fail',
+                      'time_ended': started + 1}):
+        assert v2.patch('jobs', job_id, json={
+            'job_schedule': schedule}).status_code == 200
+    for _ in range(2):
+        assert v2.get('jobs', job_id, 'runs').status_code == 200
+        assert v2.get('coverage').status_code == 200
+    got = [m for m in drain(amqp, want=7)
+           if m['event_type'].startswith('freezer.')]
+    failed = [m['payload'] for m in got
+              if m['event_type'] == 'freezer.run.failed']
+    assert len(failed) == 1, got
+    assert failed[0]['subject_id'] == job_id
+    assert failed[0]['details']['client_id'] == client_id
+    assert v2.get('jobs', job_id, 'runs').status_code == 200
+    assert not [m for m in drain(amqp, timeout=2)
+                if m['event_type'] == 'freezer.run.failed']
