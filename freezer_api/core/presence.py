@@ -28,6 +28,8 @@ from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
 MAX_GAPS = 100
+# seconds a reader waits for a poll being written by the background thread
+_FLUSH_WAIT = 10.0
 
 
 def presence_id(project_id: str, client_id: str) -> str:
@@ -88,6 +90,8 @@ class PresenceManager(base.Manager):
         # (project_id, client_id) -> the last poll this process saw
         self._noted: dict[tuple[str, str], int] = {}
         self._written: dict[tuple[str, str], float] = {}
+        # writes handed to the background thread and not finished
+        self._in_flight: set = set()
         self._executor = None
         self._pid = None
 
@@ -116,7 +120,14 @@ class PresenceManager(base.Manager):
             if due:
                 self._written[key] = now
         if due:
-            self._background().submit(self._flush_one, key)
+            future = self._background().submit(self._flush_one, key)
+            with self._lock:
+                self._in_flight.add(future)
+            future.add_done_callback(self._done)
+
+    def _done(self, future) -> None:
+        with self._lock:
+            self._in_flight.discard(future)
 
     def _background(self):
         # NOTE: one writer thread per process, made after a fork too.
@@ -143,7 +154,15 @@ class PresenceManager(base.Manager):
                 self._pending[key] = pending
 
     def flush(self) -> None:
-        """Write every poll this process noted and has not written."""
+        """Write every poll this process noted and has not written.
+
+        A poll whose write the background thread already took is waited
+        for: a reader after it must see it (the missed-run reasons depend
+        on the last poll)."""
+        with self._lock:
+            in_flight = list(self._in_flight)
+        if in_flight:
+            concurrent.futures.wait(in_flight, timeout=_FLUSH_WAIT)
         with self._lock:
             keys = list(self._pending)
         for key in keys:

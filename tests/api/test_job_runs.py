@@ -7,6 +7,8 @@ naming the job, and PATCHes it back with a result, as freezer-scheduler
 19 does.
 """
 
+import time
+
 import pytest
 
 from tests.api import helpers
@@ -237,3 +239,22 @@ def test_readers_may_read_runs_but_not_write(api, clock):
     assert reader.get('jobs', job_id, 'runs').status_code == 200
     nobody = api.as_(roles='')
     assert_error(nobody.get('jobs', job_id, 'runs'), 403)
+
+
+def test_a_read_sees_the_poll_being_written(api, clock, monkeypatch):
+    # the background thread has taken the poll and is still writing it
+    # when the operator reads: the read waits for it
+    from freezer_api.core import presence
+    write = presence.PresenceManager._write
+
+    def slow_write(self, *args):
+        time.sleep(0.3)
+        return write(self, *args)
+
+    monkeypatch.setattr(presence.PresenceManager, '_write', slow_write)
+    sched = Scheduler(api, clock)
+    sched.job()
+    sched.poll()
+    [client] = api.get('coverage').json['clients']
+    assert client['last_seen'] is not None, client
+    assert client['offline'] is False
