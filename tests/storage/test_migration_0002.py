@@ -5,17 +5,12 @@ give the same answers before and after; the indexes are the ones the
 models describe; downgrading restores the 0001 indexes.
 """
 
-import pytest
-import sqlalchemy as sa
-from alembic import command
-from alembic import config as alembic_config
-
 from freezer_api.storage import query as q
 from freezer_api.storage.base import Scope
 from freezer_api.storage.sqlalchemy import driver as sql_driver
-from freezer_api.storage.sqlalchemy import schema as sql_schema
 from freezer_api.storage.sqlalchemy import sqlite as sql_sqlite
 from tests.conftest import make_conf
+from tests.storage import migrations
 
 P = 'project-a'
 QUERIES = [
@@ -29,21 +24,8 @@ QUERIES = [
 ]
 
 
-def _alembic(driver, revision, downgrade=False):
-    cfg = alembic_config.Config()
-    cfg.set_main_option('script_location', sql_schema.MIGRATIONS_DIR)
-    with driver._schema_connection('migrating') as conn:
-        cfg.attributes['connection'] = conn
-        (command.downgrade if downgrade else command.upgrade)(cfg, revision)
-
-
 def _indexes(url, kind='jobs'):
-    engine = sa.create_engine(url)
-    try:
-        return sorted(index['name'] for index in
-                      sa.inspect(engine).get_indexes(f'{kind}_terms'))
-    finally:
-        engine.dispose()
+    return migrations.indexes(url, f'{kind}_terms')
 
 
 def _answers(driver):
@@ -52,18 +34,11 @@ def _answers(driver):
             for query in QUERIES]
 
 
-@pytest.fixture(params=['sqlite', 'postgresql', 'mariadb'])
-def url(request, tmp_path):
-    if request.param == 'sqlite':
-        return f'sqlite:///{tmp_path}/m.sqlite'
-    return request.getfixturevalue(f'{request.param}_url')
-
-
 def test_upgrade_from_0001_keeps_every_answer(tmp_path, url):
     driver = sql_driver.SQLAlchemyDriver(
         make_conf(tmp_path, **{'database.connection': url}))
     try:
-        _alembic(driver, '0001')
+        migrations.migrate(driver, '0001')
         assert 'ix_jobs_terms_path' in _indexes(url)
         for i in range(12):
             driver.create('jobs', f'job{i:02d}', P, 'u', i, {
@@ -76,14 +51,14 @@ def test_upgrade_from_0001_keeps_every_answer(tmp_path, url):
         before = _answers(driver)
         assert all(before), before
 
-        _alembic(driver, '0002')
+        migrations.migrate(driver, '0002')
         assert driver.describe_schema()['revision'] == '0002'
         assert _indexes(url) == sorted(['ix_jobs_terms_key',
                                         'ix_jobs_terms_num',
                                         'ix_jobs_terms_doc'])
         assert _answers(driver) == before
 
-        _alembic(driver, '0001', downgrade=True)
+        migrations.migrate(driver, '0001', downgrade=True)
         assert 'ix_jobs_terms_path' in _indexes(url)
         assert _answers(driver) == before
     finally:

@@ -5,35 +5,15 @@ indexes as the models describe them, and answer searches; downgrading
 removes them and nothing else.
 """
 
-import pytest
-import sqlalchemy as sa
-
 from freezer_api.storage import query as q
 from freezer_api.storage.base import Scope
 from freezer_api.storage.sqlalchemy import driver as sql_driver
 from freezer_api.storage.sqlalchemy import models
 from tests.conftest import make_conf
-from tests.storage.test_migration_0002 import _alembic
+from tests.storage import migrations
 
 P = 'project-a'
 NEW = ('runs', 'presence')
-
-
-def _tables(url):
-    engine = sa.create_engine(url)
-    try:
-        return set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def _indexes(url, table):
-    engine = sa.create_engine(url)
-    try:
-        return sorted(index['name'] for index in
-                      sa.inspect(engine).get_indexes(table))
-    finally:
-        engine.dispose()
 
 
 def _model_indexes(table):
@@ -41,26 +21,19 @@ def _model_indexes(table):
         table].indexes)
 
 
-@pytest.fixture(params=['sqlite', 'postgresql', 'mariadb'])
-def url(request, tmp_path):
-    if request.param == 'sqlite':
-        return f'sqlite:///{tmp_path}/m.sqlite'
-    return request.getfixturevalue(f'{request.param}_url')
-
-
 def test_upgrade_from_0002_adds_the_health_kinds(tmp_path, url):
     driver = sql_driver.SQLAlchemyDriver(
         make_conf(tmp_path, **{'database.connection': url}))
     try:
-        _alembic(driver, '0002')
-        assert not set(NEW) & _tables(url)
+        migrations.migrate(driver, '0002')
+        assert not set(NEW) & migrations.tables(url)
         driver.create('jobs', 'job1', P, 'u', 1, {'client_id': 'node_1'})
 
-        _alembic(driver, '0003')
+        migrations.migrate(driver, '0003')
         assert driver.describe_schema()['revision'] == '0003'
         for kind in NEW:
             for table in (kind, f'{kind}_terms'):
-                assert _indexes(url, table) == _model_indexes(table)
+                assert migrations.indexes(url, table) == _model_indexes(table)
         assert driver.get('jobs', 'job1', Scope(P)).doc == {
             'client_id': 'node_1'}
         driver.create('runs', 'r1', P, 'u', 5, {
@@ -72,8 +45,8 @@ def test_upgrade_from_0002_adds_the_health_kinds(tmp_path, url):
             ranges=(q.Range('at', 50, 150),)), 10, 0)
         assert [record.id for record in found] == ['r1']
 
-        _alembic(driver, '0002', downgrade=True)
-        assert not set(NEW) & _tables(url)
+        migrations.migrate(driver, '0002', downgrade=True)
+        assert not set(NEW) & migrations.tables(url)
         assert driver.get('jobs', 'job1', Scope(P)).doc == {
             'client_id': 'node_1'}
     finally:

@@ -2,32 +2,14 @@
 documents stay, the audit tables appear empty and take records at once;
 downgrading removes them and nothing else."""
 
-import pytest
-import sqlalchemy as sa
-
 from freezer_api.core import audit
 from freezer_api.storage.base import Scope
 from freezer_api.storage.sqlalchemy import driver as sql_driver
 from tests.conftest import make_conf
-from tests.storage.test_migration_0002 import _alembic
+from tests.storage import migrations
 
 P = 'project-a'
 AUDIT_TABLES = {'audit_records', 'audit_heads', 'audit_events'}
-
-
-def _tables(url):
-    engine = sa.create_engine(url)
-    try:
-        return set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(params=['sqlite', 'postgresql', 'mariadb'])
-def url(request, tmp_path):
-    if request.param == 'sqlite':
-        return f'sqlite:///{tmp_path}/m.sqlite'
-    return request.getfixturevalue(f'{request.param}_url')
 
 
 def test_upgrade_from_0002_adds_the_audit_tables(tmp_path, url):
@@ -35,20 +17,20 @@ def test_upgrade_from_0002_adds_the_audit_tables(tmp_path, url):
         make_conf(tmp_path, **{'database.connection': url}))
     try:
         driver.drop_schema()
-        _alembic(driver, '0002')
-        assert 'audit_records' not in _tables(url)
+        migrations.migrate(driver, '0002')
+        assert 'audit_records' not in migrations.tables(url)
         driver.create('jobs', 'job1', P, 'u', 1, {'client_id': 'n'})
 
-        _alembic(driver, '0004')
-        assert AUDIT_TABLES <= _tables(url)
+        migrations.migrate(driver, '0004')
+        assert AUDIT_TABLES <= migrations.tables(url)
         assert driver.get('jobs', 'job1', Scope(P)).doc == {'client_id': 'n'}
         assert driver.audit_projects() == []
         sealed = driver.atomic(lambda txn: txn.append_audit(
             P, [{'id': 'i', 'project_id': P, 'at': 1}], audit.seal))
         assert driver.audit_chain(P, 0, 10) == sealed
 
-        _alembic(driver, '0002', downgrade=True)
-        assert not AUDIT_TABLES & _tables(url)
+        migrations.migrate(driver, '0002', downgrade=True)
+        assert not AUDIT_TABLES & migrations.tables(url)
         assert driver.get('jobs', 'job1', Scope(P)).version == 1
     finally:
         driver.drop_schema()
