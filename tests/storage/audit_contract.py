@@ -3,7 +3,6 @@ audit reads), mixed into ``contract.StorageContract`` so that every engine
 runs it."""
 
 import multiprocessing
-import threading
 
 import pytest
 
@@ -11,6 +10,8 @@ from freezer_api.core import audit
 from freezer_api.storage import base
 from freezer_api.storage import query as q
 from freezer_api.storage.base import Scope
+
+from .threads import run_in_threads
 
 P1, P2, U1 = 'project-1', 'project-2', 'user-1'
 
@@ -154,22 +155,13 @@ class AuditContract:
         workers, times = 6, 5
         drivers = [backend.make_driver(max_pool_size=workers)
                    for _ in range(2)]
-        failures = []
 
         def work(index):
-            try:
-                for number in range(times):
-                    append(drivers[index % 2], P1, [number],
-                           [f'{index}-{number}'])
-            except Exception as exc:  # reported below
-                failures.append(exc)
+            for number in range(times):
+                append(drivers[index % 2], P1, [number],
+                       [f'{index}-{number}'])
 
-        threads = [threading.Thread(target=work, args=(i,))
-                   for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        failures = run_in_threads(workers, work)
         for d in drivers:
             d.close()
         assert failures == []
@@ -211,12 +203,7 @@ class AuditContract:
         def work(index):
             won.append(drivers[index % 2].claim_event('e-1', index))
 
-        threads = [threading.Thread(target=work, args=(i,))
-                   for i in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        assert run_in_threads(6, work, timeout=60) == []
         for d in drivers:
             d.close()
         assert sorted(won) == [False] * 5 + [True]

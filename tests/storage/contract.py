@@ -38,6 +38,7 @@ from freezer_api.storage.query import Range
 from freezer_api.storage.query import Term
 
 from .audit_contract import AuditContract
+from .threads import run_in_threads
 
 SQLALCHEMY_DRIVER = 'freezer_api.storage.sqlalchemy.driver:SQLAlchemyDriver'
 P1, P2 = 'project-1', 'project-2'
@@ -669,22 +670,13 @@ class StorageContract(AuditContract):
         workers, times = 12, 8
         drivers = [backend.make_driver(max_pool_size=workers)
                    for _ in range(2)]
-        failures = []
 
         def work(index):
-            try:
-                for _ in range(times):
-                    drivers[index % 2].atomic(
-                        increment('sessions', 'counter', Scope(P1)))
-            except Exception as exc:  # reported below
-                failures.append(exc)
+            for _ in range(times):
+                drivers[index % 2].atomic(
+                    increment('sessions', 'counter', Scope(P1)))
 
-        threads = [threading.Thread(target=work, args=(i,))
-                   for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        failures = run_in_threads(workers, work)
         for d in drivers:
             d.close()
         assert failures == []
