@@ -144,7 +144,7 @@ def test_sql_term_rows_are_unchanged(golden, i):
 
 
 @pytest.mark.parametrize('i', range(len(DOCUMENTS)))
-def test_es_search_fields_are_unchanged(golden, i):
+def test_index_search_fields_are_unchanged(golden, i):
     entry = golden['documents'][i]
     fields = mappings.search_fields(_document(entry['doc']))
     assert fields == entry['es_search_fields']
