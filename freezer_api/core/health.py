@@ -99,21 +99,28 @@ def reported_end(job_doc: dict) -> tuple[int, int, str] | None:
     return None
 
 
-def new_run(job_doc: dict, start: int, now: int) -> dict:
-    """The record of a run that starts."""
+def _record_of(job_doc: dict, record_id: str, **run) -> dict:
+    """A run record: what it keeps of its job (records outlive the job's
+    later changes), then ``run``'s own fields."""
     return {
-        'run_id': run_id(job_doc['job_id'], start),
+        'run_id': record_id,
         'job_id': job_doc['job_id'],
         'client_id': job_doc.get('client_id', ''),
         'description': job_doc.get('description', ''),
         'session_id': job_doc.get('session_id') or '',
         'session_tag': _int(job_doc.get('session_tag'), 0),
-        'status': RUNNING, 'result': '',
-        'start': start, 'end': -1, 'last_report': now,
         'backups': [], 'events': [],
         'project_id': job_doc.get('project_id', ''),
         'user_id': job_doc.get('user_id', ''),
+        **run,
     }
+
+
+def new_run(job_doc: dict, start: int, now: int) -> dict:
+    """The record of a run that starts."""
+    return _record_of(job_doc, run_id(job_doc['job_id'], start),
+                      status=RUNNING, result='', start=start, end=-1,
+                      last_report=now)
 
 
 def ended_run(run: dict, end: int, result: str, now: int) -> dict:
@@ -313,19 +320,10 @@ def missed_runs(job_doc: dict, expected: list[int], runs: list[dict],
 
 def missed_run(job_doc: dict, expected_at: int, reason: str) -> dict:
     """The record of a missed run."""
-    return {
-        'run_id': missed_id(job_doc['job_id'], expected_at),
-        'job_id': job_doc['job_id'],
-        'client_id': job_doc.get('client_id', ''),
-        'description': job_doc.get('description', ''),
-        'session_id': job_doc.get('session_id') or '',
-        'session_tag': _int(job_doc.get('session_tag'), 0),
-        'status': MISSED, 'result': MISSED, 'reason': reason,
-        'expected_at': expected_at, 'start': -1, 'end': -1,
-        'last_report': -1, 'backups': [], 'events': [],
-        'project_id': job_doc.get('project_id', ''),
-        'user_id': job_doc.get('user_id', ''),
-    }
+    return _record_of(job_doc, missed_id(job_doc['job_id'], expected_at),
+                      status=MISSED, result=MISSED, reason=reason,
+                      expected_at=expected_at, start=-1, end=-1,
+                      last_report=-1)
 
 
 def watches_schedule(job_doc: dict) -> bool:
