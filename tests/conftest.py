@@ -43,6 +43,9 @@ def make_conf(tmp_path, **overrides):
     conf.set_override('auth_strategy', 'noauth')
     conf.set_override('connection', f'sqlite:///{tmp_path}/freezer.sqlite',
                       group='database')
+    # NOTE: no background sweep unless a test asks (they read the store
+    # and the clock themselves)
+    conf.set_override('sweep_interval', 0.0, group='health')
     for key, value in overrides.items():
         group, _, name = key.rpartition('.')
         conf.set_override(name, value, group=group or None)

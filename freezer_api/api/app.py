@@ -34,7 +34,8 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
                         default_timezone=conf.default_schedule_timezone,
                         health=health_settings(conf),
                         presence_flush_interval=(
-                            conf.health.presence_flush_interval))
+                            conf.health.presence_flush_interval),
+                        sweep_interval=conf.health.sweep_interval)
     if enforcer is None:
         enforcer = policies.CachedEnforcer(policies.get_enforcer(conf))
     # the backup-health figures: every project's coverage (issue 15)
@@ -47,6 +48,7 @@ def create_app(conf, storage, enforcer=None, clock=time.time,
                                  2 * conf.api.max_request_body_size)),
         middleware.RequireJSON(),
         middleware.CallerScope(enforcer),
+        middleware.StartInProcess(services.sweeper.ensure_running),
         audit_api.AuditActor()))
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = True

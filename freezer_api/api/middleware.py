@@ -130,3 +130,16 @@ class CallerScope:
                          ctx.user_name or ''),
             auth_token=ctx.auth_token,
             allows=lambda name: bool(enforcer.enforce(name, target, ctx)))
+
+
+class StartInProcess:
+    """Call ``start`` before each request: what a process runs in the
+    background (the backup-health sweep) starts in the process that
+    serves, after any fork of a pre-forking server. ``start`` returns at
+    once once it has run in this process."""
+
+    def __init__(self, start):
+        self.start = start
+
+    def process_request(self, req, resp):
+        self.start()

@@ -9,7 +9,8 @@ OPTS = [
     cfg.IntOpt(
         'run_retention_days', default=90, min=1,
         help='Days a run record is kept. Older records are no longer '
-             'listed and are removed when the runs of their job are read.'),
+             'listed, and are removed by the background sweep and when '
+             'the runs of their job are read.'),
     cfg.IntOpt(
         'default_run_lease', default=6 * 3600, min=1,
         help='Seconds a run may go without a report from its scheduler '
@@ -32,6 +33,15 @@ OPTS = [
         help='Seconds between two writes of one client\'s last poll time '
              'by one API process (polls in between are coalesced into the '
              'next write; 0 writes at every poll).'),
+    cfg.FloatOpt(
+        'sweep_interval', default=60.0, min=0.0,
+        help='Seconds between two background sweeps of one API process '
+             '(each process waits a random 50-100% of it): jobs whose '
+             'summary is due are settled (missed runs written and '
+             'announced, overdue runs ended as lost), and run records '
+             'past their retention are removed. Coverage settles a job it '
+             'finds due itself, so the sweep is what keeps it fast and '
+             'the health notifications timely. 0 turns the sweep off.'),
 ]
 
 

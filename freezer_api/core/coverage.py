@@ -1,13 +1,22 @@
 """Coverage (issue 15, point 5): per client and per job, is there a recent
 good backup, and what went wrong lately.
 
-Every job in the scope is settled first (``RunManager.settle``: overdue
-runs end as lost, missed runs are written), so the answer and the runs
-lists agree.
+It is read from one summary per job (``core.health.summary``, kind
+``job_health``), which the ledger keeps with every run it starts or ends.
+A job whose summary is due (a missed run may have become due, its running
+run may be overdue, its schedule changed, or it has none) is settled
+first (``RunManager.refresh``: overdue runs end as lost, missed runs are
+written), so the answer and the runs lists agree. ``HealthSweeper`` does
+the same in the background, so that a reader seldom finds a job due.
 """
 
 import collections
 import dataclasses
+import datetime
+import logging
+import os
+import random
+import threading
 
 from freezer_api.core import base
 from freezer_api.core import health
@@ -17,6 +26,8 @@ from freezer_api.core.errors import InvalidInput
 from freezer_api.core.runs import every
 from freezer_api.storage.query import Query
 from freezer_api.storage.query import Term
+
+LOG = logging.getLogger(__name__)
 
 FILTERS = ('client_id', 'job_id')
 
@@ -59,12 +70,13 @@ class CoverageManager(base.Manager):
         scope = caller.scope
         presences = self.presence.of_project(scope)
         offline_after = self.runs.settings.offline_after
-        jobs = []
-        for job in every(self.storage, 'jobs', scope,
-                         dataclasses.replace(query, match=tuple(terms))):
-            if job_id is not None and job.id != job_id:
-                continue
-            jobs.append(self._job(job, presences, offline_after, now))
+        found = [job for job in every(
+            self.storage, 'jobs', scope,
+            dataclasses.replace(query, match=tuple(terms)))
+            if job_id is None or job.id == job_id]
+        summaries = self._settled(scope, found, presences, job_id)
+        jobs = [self._job(job, summaries[job.id], presences, offline_after,
+                          now) for job in found]
         clients = self._clients(scope, jobs, presences, offline_after, now,
                                 client_id)
         if breached_only:
@@ -97,18 +109,21 @@ class CoverageManager(base.Manager):
         stale: collections.Counter = collections.Counter()
         breached: collections.Counter = collections.Counter()
         jobs = []
-        for job in every(self.storage, 'jobs', scope, Query()):
-            seen: list[dict] = []
-            entry = self._job(job, presences, offline_after, now, seen)
+        found = list(every(self.storage, 'jobs', scope, Query()))
+        summaries = self._settled(scope, found, presences)
+        for job in found:
+            summary = summaries[job.id]
+            entry = self._job(job, summary, presences, offline_after, now)
             jobs.append(entry)
             project = job.project_id
             stale[project] += entry['stale']
             breached[project] += entry['breached']
-            for run in seen:
-                if run.get('status') == health.MISSED:
-                    missed[project, run.get('reason') or 'not_started'] += 1
-                elif run.get('result'):
-                    runs[project, run['result']] += 1
+            for _, status, result, reason in health.recent_entries(
+                    summary, now):
+                if status == health.MISSED:
+                    missed[project, reason or 'not_started'] += 1
+                elif result:
+                    runs[project, result] += 1
         offline: collections.Counter = collections.Counter()
         for client in self._clients(scope, jobs, presences, offline_after,
                                     now, None):
@@ -129,22 +144,48 @@ class CoverageManager(base.Manager):
                 ({'project': p}, offline[p]) for p in projects],
         }
 
-    def _job(self, job, presences, offline_after, now, seen=None):
+    def _settled(self, scope, jobs, presences, job_id=None) -> dict:
+        """The summary of each of ``jobs``, by job id, each settled first
+        if it is due."""
+        now = self.now()
+        query = Query(match=(Term('job_id', job_id),)
+                      if job_id is not None else ())
+        summaries = self.runs.summaries(scope, query)
+        for job in jobs:
+            if health.is_due(summaries.get(job.id), job.doc, now):
+                presence = presences.get(
+                    (job.project_id, job.doc.get('client_id', '')))
+                summaries[job.id] = self.runs.refresh(
+                    job, presence=presence, upcoming=self._upcoming)
+        return summaries
+
+    def settle_due(self, scope) -> int:
+        """Settle every job of ``scope`` whose summary is due, and remove
+        the summaries of jobs that are gone; return how many were
+        settled (the background sweep)."""
+        now = self.now()
+        presences = self.presence.of_project(scope)
+        summaries = self.runs.summaries(scope)
+        settled = 0
+        for job in every(self.storage, 'jobs', scope, Query()):
+            summary = summaries.pop(job.id, None)
+            if health.is_due(summary, job.doc, now):
+                presence = presences.get(
+                    (job.project_id, job.doc.get('client_id', '')))
+                self.runs.refresh(job, presence=presence,
+                                  upcoming=self._upcoming)
+                settled += 1
+        for job_id, summary in summaries.items():
+            self.runs.forget(summary.get('project_id'), job_id)
+        return settled
+
+    def _job(self, job, summary, presences, offline_after, now):
         doc = job.doc
         client = doc.get('client_id', '')
         presence = presences.get((job.project_id, client))
-        recent = self.runs.settle(job, presence=presence)
-        if seen is not None:
-            seen.extend(recent)
         lease = self.runs.lease(doc)
-        success = next((run for run in recent
-                        if run.get('result') == 'success'), None)
-        if success is None:
-            success = self.runs.last_success(job)
-        trig, description = health.trigger_of(doc,
-                                              self.runs.default_timezone)
-        interval = health.interval_of(trig, description, now)
-        rpo, rpo_source = health.rpo(doc, interval)
+        success = summary.get('last_success')
+        rpo, rpo_source = health.rpo(doc, summary.get('interval'))
         schedule = doc.get('job_schedule') or {}
         created = schedule.get('time_created')
         created = created if isinstance(created, int) else 0
@@ -153,8 +194,9 @@ class CoverageManager(base.Manager):
         start = health.reported_start(doc)
         if start is not None:
             run_id = health.run_id(job.id, start)
-            current = next((run for run in recent
-                            if run.get('run_id') == run_id), None)
+            known = summary.get('current')
+            if known and known.get('run_id') == run_id:
+                current = known
         last_seen = presence.get('last_seen') if presence else None
         breached = health.breached(rpo, success_end, created, now)
         if breached:
@@ -163,6 +205,11 @@ class CoverageManager(base.Manager):
                                success_end or 'never',
                                {'job_id': job.id, 'client_id': client,
                                 'rpo': rpo, 'last_success_end': success_end})
+        recent = health.recent_entries(summary, now)
+        next_run = health.next_run(summary, now)
+        if next_run is False:
+            upcoming = self._upcoming(doc, now)
+            next_run = upcoming[0][0] if upcoming else None
         return {
             'job_id': job.id,
             'client_id': client,
@@ -178,26 +225,32 @@ class CoverageManager(base.Manager):
             'rpo': rpo,
             'rpo_source': rpo_source,
             'breached': breached,
-            'missed_7d': sum(1 for run in recent
-                             if run.get('status') == health.MISSED),
-            'lost_7d': sum(1 for run in recent
-                           if run.get('status') == health.LOST),
+            'missed_7d': sum(1 for entry in recent
+                             if entry[1] == health.MISSED),
+            'lost_7d': sum(1 for entry in recent
+                           if entry[1] == health.LOST),
             'stale': health.is_stale(doc, current, lease, now),
             'run_lease': lease,
-            'next_run': self._next_run(doc, now),
+            'next_run': next_run,
             'client_last_seen': health.iso(last_seen),
             'client_offline': health.offline_at(now, presence,
                                                 offline_after),
         }
 
-    def _next_run(self, doc, now):
+    def _upcoming(self, doc, now) -> list[list]:
+        """``[[iso, epoch], ...]``: the job's next ``health.UPCOMING`` run
+        times as its scheduler computes them (none when it is not
+        watching the schedule, or cannot arm it)."""
         if not health.watches_schedule(doc):
-            return None
+            return []
         try:
-            return run_times.job_schedule(
-                doc, self.runs.default_timezone, now, 1)['next_run']
+            runs = run_times.job_schedule(
+                doc, self.runs.default_timezone, now,
+                health.UPCOMING)['runs']
         except Exception:  # noqa: BLE001 - a schedule it cannot arm
-            return None
+            return []
+        return [[run['utc'], int(datetime.datetime.fromisoformat(
+            run['utc']).timestamp())] for run in runs]
 
     def _clients(self, scope, jobs, presences, offline_after, now,
                  client_id):
@@ -233,3 +286,47 @@ class CoverageManager(base.Manager):
                 'missed_7d': sum(job['missed_7d'] for job in its_jobs),
             })
         return clients
+
+
+class HealthSweeper:
+    """The background sweep of one API process: every ``interval`` seconds
+    (with jitter, so that processes do not sweep together), settle every
+    due job of every project (missed runs written and announced, overdue
+    runs lost, summaries current) and remove run records past their
+    retention. Started by the first request a process serves (so after a
+    fork), stopped with the process."""
+
+    def __init__(self, coverage: CoverageManager, interval: float):
+        self.coverage = coverage
+        self.interval = interval
+        self._pid = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def ensure_running(self) -> None:
+        if self.interval <= 0 or self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop = threading.Event()
+            threading.Thread(target=self._run, name='health-sweep',
+                             daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def sweep(self) -> dict:
+        """One sweep: ``{'settled': jobs, 'purged': run records}``."""
+        settled = self.coverage.settle_due(base.Scope(None))
+        purged = self.coverage.runs.purge_expired()
+        return {'settled': settled, 'purged': purged}
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.interval * random.uniform(0.5, 1.0)):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - the next sweep tries again
+                LOG.exception('The backup-health sweep failed')

@@ -341,3 +341,208 @@ def iso(moment: float | None) -> str | None:
         return None
     return datetime.datetime.fromtimestamp(
         moment, run_times.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+# -- the per-job summary (kind ``job_health``) -------------------------------
+#
+# Coverage reads one summary per job instead of settling every job: the
+# ledger notes each run it starts or ends in the summary (same
+# transaction), and a settle rewrites it whole. A summary is redone when
+# it is due (``settle_due``: a missed run may have become due, or the
+# running run may be overdue) or when the job's schedule changed
+# (``schedule_key``).
+
+SUMMARY_RECENT = 500
+# Run times to come a summary keeps.
+UPCOMING = 3
+# ``settle_due`` of a job that nothing will make due (no schedule to
+# watch, nothing running); exact as a double, so the same in every engine.
+NEVER = 2 ** 53
+# Fields of ``job_schedule`` its scheduler writes at every run: they do not
+# change what runs are expected.
+_RUN_STATE = ('status', 'event', 'result', 'time_started', 'time_ended',
+              'current_pid')
+
+
+def schedule_key(job_doc: dict) -> list:
+    """What of a job decides its expected runs, lease and interval: a
+    summary made under another key is redone."""
+    schedule = job_doc.get('job_schedule') or {}
+    kept = {name: value for name, value in schedule.items()
+            if name not in _RUN_STATE}
+    return [kept, watches_schedule(job_doc), job_doc.get('run_lease'),
+            job_doc.get('client_id', '')]
+
+
+# A summary's recent runs are one string, ``"<at in base 36><code> ..."``,
+# newest first: a list would add a search-index row per run to every
+# summary write.
+_CODES = {(COMPLETED, 'success'): 's', (COMPLETED, 'fail'): 'f',
+          (COMPLETED, 'aborted'): 'a', (MISSED, 'client_offline'): 'o',
+          (MISSED, 'overlap'): 'v', (MISSED, 'not_started'): 'n'}
+_LOST_CODE, _RUNNING_CODE = 'l', 'r'
+_MEANINGS = {code: key for key, code in _CODES.items()}
+_MEANINGS[_LOST_CODE] = (LOST, '')
+_MEANINGS[_RUNNING_CODE] = (RUNNING, '')
+_MISSED_CODES = frozenset(code for (status, _), code in _CODES.items()
+                          if status == MISSED)
+
+
+def _entry(run: dict) -> tuple[int, str]:
+    """``(at, code)`` of a run record in a summary."""
+    at = run.get('at')
+    if not isinstance(at, int):
+        start = _int(run.get('start'))
+        at = start if start > 0 else _int(run.get('expected_at'), 0)
+    status = run.get('status')
+    if status == MISSED:
+        code = _CODES.get((MISSED, run.get('reason')), 'n')
+    elif status == LOST:
+        code = _LOST_CODE
+    elif status == RUNNING:
+        code = _RUNNING_CODE
+    else:
+        code = _CODES.get((COMPLETED, run.get('result')), 'f')
+    return at, code
+
+
+def _pack(entries) -> str:
+    return ' '.join(f'{_base36(at)}{code}' for at, code in entries)
+
+
+def _unpack(text) -> list[tuple[int, str]]:
+    if not isinstance(text, str) or not text:
+        return []
+    return [(int(item[:-1], 36), item[-1]) for item in text.split(' ')]
+
+
+def _base36(number: int) -> str:
+    digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+    if number <= 0:
+        return '0'
+    out = []
+    while number:
+        number, rest = divmod(number, 36)
+        out.append(digits[rest])
+    return ''.join(reversed(out))
+
+
+def _current(run: dict) -> dict:
+    return {'run_id': run.get('run_id'), 'start': _int(run.get('start')),
+            'last_report': _int(run.get('last_report')),
+            'status': run.get('status')}
+
+
+def _success(run: dict) -> dict:
+    return {'run_id': run.get('run_id'), 'end': _int(run.get('end')),
+            'backups': list(run.get('backups') or [])}
+
+
+def overdue_at(run: dict, lease_seconds: int) -> int:
+    """When a running record becomes overdue (``is_overdue``)."""
+    last = _int(run.get('last_report'), _int(run.get('start'), 0))
+    return last + lease_seconds + 1
+
+
+def empty_summary(job_doc: dict) -> dict:
+    """The summary of a job no settle has seen: due at once."""
+    return {'job_id': job_doc['job_id'],
+            'client_id': job_doc.get('client_id', ''),
+            'project_id': job_doc.get('project_id', ''),
+            'user_id': job_doc.get('user_id', ''),
+            'schedule_key': None, 'interval': None, 'upcoming': [],
+            'settle_due': 0,
+            'settled_at': -1, 'last_success': None, 'current': None,
+            'recent': ''}
+
+
+def summary(job_doc: dict, runs: list[dict], last_success: dict | None,
+            interval: int | None, upcoming: list, next_check: int | None,
+            lease_seconds: int, now: int) -> dict:
+    """The summary of a job settled at ``now``: ``runs`` are its settled
+    records of the last ``RECENT_DAYS`` (newest first), ``upcoming`` its
+    next run times (``[iso, epoch]``), ``next_check`` the first time a
+    missed run may be written."""
+    current = next((run for run in runs if run.get('status') != MISSED
+                    and _int(run.get('start')) > 0), None)
+    due = NEVER if next_check is None else next_check
+    if current is not None and current.get('status') == RUNNING:
+        due = min(due, overdue_at(current, lease_seconds))
+    return {**empty_summary(job_doc),
+            'schedule_key': schedule_key(job_doc), 'interval': interval,
+            'upcoming': [list(pair) for pair in upcoming],
+            'settle_due': due, 'settled_at': now,
+            'last_success': (None if last_success is None
+                             else _success(last_success)),
+            'current': None if current is None else _current(current),
+            'recent': _pack([_entry(run) for run in runs][:SUMMARY_RECENT])}
+
+
+def noted(summary_doc: dict, run: dict, lease_seconds: int) -> dict:
+    """The summary once the ledger wrote ``run`` (started or ended)."""
+    at, code = entry = _entry(run)
+    missed = code in _MISSED_CODES
+    recent = [old for old in _unpack(summary_doc.get('recent'))
+              if old[0] != at or (old[1] in _MISSED_CODES) != missed]
+    recent.append(entry)
+    recent.sort(key=lambda old: old[0], reverse=True)
+    doc = {**summary_doc, 'recent': _pack(recent[:SUMMARY_RECENT])}
+    current = summary_doc.get('current')
+    if run.get('status') != MISSED and _int(run.get('start')) >= (
+            _int((current or {}).get('start'))):
+        doc['current'] = _current(run)
+    if run.get('status') == RUNNING:
+        doc['settle_due'] = min(_int(summary_doc.get('settle_due'), 0),
+                                overdue_at(run, lease_seconds))
+    best = summary_doc.get('last_success')
+    if run.get('result') == 'success' and (
+            best is None or _int(run.get('end')) >= _int(best.get('end'))):
+        doc['last_success'] = _success(run)
+    return doc
+
+
+def is_due(summary_doc: dict | None, job_doc: dict, now: float) -> bool:
+    """Whether a job's summary must be settled again before it is read."""
+    if summary_doc is None:
+        return True
+    return (_int(summary_doc.get('settle_due'), 0) <= now
+            or summary_doc.get('schedule_key') != schedule_key(job_doc))
+
+
+def next_run(summary_doc: dict, now: float) -> str | None | bool:
+    """The summary's first run time after ``now`` (ISO), None when the
+    schedule has none, False when the summary does not know."""
+    upcoming = summary_doc.get('upcoming') or []
+    for iso_time, at in upcoming:
+        if at > now:
+            return iso_time
+    return None if len(upcoming) < UPCOMING else False
+
+
+def recent_entries(summary_doc: dict, now: float) -> list[tuple]:
+    """The summary's runs of the last ``RECENT_DAYS``: ``(at, status,
+    result, reason)``, newest first."""
+    low = now - RECENT_DAYS * DAY
+    entries = []
+    for at, code in _unpack(summary_doc.get('recent')):
+        if at < low:
+            break
+        status, detail = _MEANINGS[code]
+        if status == MISSED:
+            entries.append((at, MISSED, MISSED, detail))
+        elif status == COMPLETED:
+            entries.append((at, COMPLETED, detail, ''))
+        else:
+            entries.append((at, status, LOST if status == LOST else '', ''))
+    return entries
+
+
+def next_check(trig, now: float, grace_seconds: int) -> int | None:
+    """The first time after ``now`` that a run of ``trig`` may be found
+    missed: its first run time not yet past its grace, plus the grace."""
+    after = datetime.datetime.fromtimestamp(now - grace_seconds + 1,
+                                            run_times.UTC)
+    moment = trig.get_next_fire_time(None, after)
+    if moment is None:
+        return None
+    return int(moment.timestamp()) + grace_seconds + 1

@@ -37,6 +37,8 @@ from freezer_api.storage.query import Range
 from freezer_api.storage.query import Term
 
 KIND = 'runs'
+# One summary per job (``core.health.summary``), id the job's id.
+SUMMARY_KIND = 'job_health'
 # A job reporting the end of a run the ledger never saw start (written
 # before this release, or purged) gets a record if it ended this recently.
 LATE_END = health.DAY
@@ -90,6 +92,19 @@ class RunLedger:
         return txn.insert(KIND, doc['run_id'], doc['project_id'],
                           doc['user_id'], health.created_at(doc['at']), doc)
 
+    def _note(self, txn, job_doc, run):
+        """Note a run started or ended in the job's summary, in the same
+        transaction (a summary not made yet is made due at once)."""
+        lease = health.lease(job_doc, self.settings.default_lease)
+        project = job_doc.get('project_id')
+        record = txn.get(SUMMARY_KIND, job_doc['job_id'], Scope(project))
+        if record is None:
+            doc = health.noted(health.empty_summary(job_doc), run, lease)
+            txn.insert(SUMMARY_KIND, job_doc['job_id'], project,
+                       job_doc.get('user_id', ''), 0, doc)
+        else:
+            txn.update(record, health.noted(record.doc, run, lease))
+
     def job_reported(self, txn, job_doc: dict) -> None:
         """Start or end the run a job document reports."""
         project = Scope(job_doc.get('project_id'))
@@ -99,7 +114,9 @@ class RunLedger:
             run_id = health.run_id(job_doc['job_id'], start)
             record = txn.get(KIND, run_id, project)
             if record is None:
-                self._insert(txn, health.new_run(job_doc, start, now))
+                run = health.new_run(job_doc, start, now)
+                self._insert(txn, run)
+                self._note(txn, job_doc, run)
             elif record.doc.get('status') == health.RUNNING and (
                     record.doc.get('last_report', 0) < now):
                 txn.update(record, {**record.doc, 'last_report': now})
@@ -113,11 +130,14 @@ class RunLedger:
         if record is None:
             if now - end > LATE_END:
                 return
-            run = health.new_run(job_doc, start, now)
-            self._insert(txn, health.ended_run(run, end, result, now))
+            run = health.ended_run(health.new_run(job_doc, start, now),
+                                   end, result, now)
+            self._insert(txn, run)
+            self._note(txn, job_doc, run)
         elif record.doc.get('status') in (health.RUNNING, health.LOST):
-            txn.update(record, health.ended_run(record.doc, end, result,
-                                                now))
+            run = health.ended_run(record.doc, end, result, now)
+            txn.update(record, run)
+            self._note(txn, job_doc, run)
 
     def _running(self, txn, job_doc):
         start = health.reported_start(job_doc)
@@ -293,6 +313,11 @@ class RunManager(base.Manager):
 
         ``presence``: the client's presence document (None: never seen),
         read here when not given."""
+        return self._settle(job, presence, recent)[0]
+
+    def _settle(self, job, presence=UNREAD, recent=None):
+        """``settle``, and the first time a missed run may be written
+        after it (None: never, as far as the schedule goes)."""
         now = self.now()
         runs = self.recent(job) if recent is None else recent
         lease_seconds = self.lease(job.doc)
@@ -301,14 +326,99 @@ class RunManager(base.Manager):
             if health.is_overdue(run, lease_seconds, now):
                 run = self._lose(job, run, lease_seconds)
             settled.append(run)
+        next_check = None
         if health.watches_schedule(job.doc):
             if presence is UNREAD:
                 presence = self.presence.of_client(
                     job.project_id, job.doc.get('client_id', ''))
-            settled = self._missed(job, settled, presence, now) + settled
+            written, next_check = self._missed(job, settled, presence, now)
+            settled = written + settled
             settled.sort(key=_at, reverse=True)
         self._announce_runs(job, settled)
-        return settled
+        return settled, next_check
+
+    def refresh(self, job, presence=UNREAD, upcoming=None) -> dict:
+        """Settle the job and rewrite its summary; return the summary.
+
+        ``upcoming(job_doc, now)``: ``[[iso, epoch], ...]``, the job's
+        next runs (``health.UPCOMING``). A report the ledger notes meanwhile changes the summary's
+        version: the refresh then runs again, so it never overwrites a
+        newer note with an older reading."""
+        scope = Scope(job.project_id)
+        for _ in range(3):
+            try:
+                seen = self.storage.get(SUMMARY_KIND, job.id, scope)
+            except storage_errors.NotFound:
+                seen = None
+            settled, next_check = self._settle(job, presence)
+            success = next((run for run in settled
+                            if run.get('result') == 'success'), None)
+            if success is None:
+                success = self.last_success(job)
+            now = self.now()
+            trig, description = health.trigger_of(job.doc,
+                                                  self.default_timezone)
+            interval = health.interval_of(trig, description, now)
+            doc = health.summary(
+                {**job.doc, 'job_id': job.id, 'project_id': job.project_id,
+                 'user_id': job.user_id},
+                settled, success, interval,
+                [] if upcoming is None else upcoming(job.doc, now),
+                next_check,
+                self.lease(job.doc), now)
+            if self._write_summary(job, seen, doc):
+                return doc
+        return doc
+
+    def _write_summary(self, job, seen, doc) -> bool:
+        def change(txn):
+            record = txn.get(SUMMARY_KIND, job.id, Scope(job.project_id))
+            if seen is None:
+                if record is not None:
+                    return False
+                txn.insert(SUMMARY_KIND, job.id, job.project_id,
+                           job.user_id, 0, doc)
+                return True
+            if record is None or record.version != seen.version:
+                return False
+            txn.update(record, doc)
+            return True
+
+        try:
+            return self.storage.atomic(change)
+        except storage_errors.Conflict:
+            return False  # made meanwhile: read it again
+
+    def summaries(self, scope: Scope, query=Query()) -> dict[str, dict]:
+        """The job summaries in ``scope`` that ``query`` matches, by job
+        id."""
+        return {record.id: record.doc
+                for record in every(self.storage, SUMMARY_KIND, scope,
+                                    query)}
+
+    def forget(self, project_id, job_id) -> None:
+        """Remove the summary of a job that is gone."""
+        try:
+            self.storage.delete(SUMMARY_KIND, job_id, Scope(project_id))
+        except storage_errors.NotFound:
+            pass
+
+    def purge_expired(self, batch=MAX_LIST_LIMIT) -> int:
+        """Remove every project's records older than the retention (the
+        background sweep); return how many."""
+        query = Query(ranges=(Range('at', high=self._cutoff(self.now())),))
+        removed = 0
+        while True:
+            old = self.storage.list(self.kind, Scope(None), query, batch, 0)
+            for record in old:
+                try:
+                    self.storage.delete(self.kind, record.id,
+                                        Scope(record.project_id))
+                    removed += 1
+                except storage_errors.NotFound:
+                    pass  # another process got there first
+            if len(old) < batch:
+                return removed
 
     def _lose(self, job, run, lease_seconds):
         def change(txn):
@@ -324,11 +434,12 @@ class RunManager(base.Manager):
 
         return self.storage.atomic(change)
 
-    def _missed(self, job, runs, presence, now) -> list[dict]:
+    def _missed(self, job, runs, presence, now):
+        """The missed runs written, and when the next one may be due."""
         trig, description = health.trigger_of(job.doc,
                                               self.default_timezone)
         if trig is None:
-            return []
+            return [], None
         interval = health.interval_of(trig, description, now)
         grace = health.grace(interval, self.settings.missed_grace,
                              self.settings.missed_grace_percent)
@@ -354,4 +465,4 @@ class RunManager(base.Manager):
             except storage_errors.Conflict:
                 pass  # written by another process meanwhile
             written.append(doc)
-        return written
+        return written, health.next_check(trig, now, grace)

@@ -8,6 +8,7 @@ from freezer_api.core.actions import ActionManager
 from freezer_api.core.backups import BackupManager
 from freezer_api.core.clients import ClientManager
 from freezer_api.core.coverage import CoverageManager
+from freezer_api.core.coverage import HealthSweeper
 from freezer_api.core.jobs import JobManager
 from freezer_api.core.presence import PresenceManager
 from freezer_api.core.runs import HealthSettings
@@ -21,11 +22,13 @@ class Services:
 
     def __init__(self, storage, clock=time.time, new_id=base.new_hex_id,
                  trusts=None, default_timezone='UTC',
-                 health=HealthSettings(), presence_flush_interval=30.0):
+                 health=HealthSettings(), presence_flush_interval=30.0,
+                 sweep_interval=0.0):
         """``trusts`` (freezer_api.identity.trusts) enables central
         schedulers; without it they are refused. ``default_timezone`` is the
         IANA zone of job schedules that name none. ``health`` and
-        ``presence_flush_interval``: the [health] options (issue 15)."""
+        ``presence_flush_interval`` and ``sweep_interval`` (0: no
+        background sweep): the [health] options (issue 15)."""
         self.storage = storage
         kwargs = {'clock': clock, 'new_id': new_id}
         self.backups = BackupManager(storage, **kwargs)
@@ -48,6 +51,7 @@ class Services:
                                self.jobs.default_timezone, **kwargs)
         self.coverage = CoverageManager(storage, self.runs, self.presence,
                                         **kwargs)
+        self.sweeper = HealthSweeper(self.coverage, sweep_interval)
         self.jobs.ledger = self.sessions.ledger = ledger
         self.backups.ledger = ledger
         self.jobs.presence = self.presence

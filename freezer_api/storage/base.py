@@ -40,7 +40,7 @@ __all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
            'Transaction', 'StorageDriver', 'backoff']
 
 KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions', 'runs',
-         'presence')
+         'presence', 'job_health')
 
 # Kinds whose ids are unique per project rather than across the store.
 PROJECT_UNIQUE_KINDS = frozenset({'clients'})

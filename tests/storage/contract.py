@@ -984,7 +984,7 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
 
     def test_describe_schema_shape(self, driver):
         described = driver.describe_schema()
-        assert described['revision'] == '0004'
+        assert described['revision'] == '0005'
         tables = described['tables']
         for kind in base.KINDS:
             assert set(tables[kind]) >= {'pk', 'id', 'project_id', 'user_id',

@@ -122,6 +122,8 @@ KIND_PROPERTIES = {
         expected_at=_LONG, last_report=_LONG, backups=_KEYWORD,
         description=_TEXT, **_OWNER),
     'presence': _obj(client_id=_KEYWORD, last_seen=_LONG, **_OWNER),
+    'job_health': _obj(job_id=_KEYWORD, client_id=_KEYWORD,
+                       settle_due=_LONG, settled_at=_LONG, **_OWNER),
 }
 
 INTERNAL_FIELDS = {

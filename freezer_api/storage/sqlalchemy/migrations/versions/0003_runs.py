@@ -48,51 +48,60 @@ def _key():
 
 
 def upgrade():
-    partial = op.get_bind().dialect.name in ('sqlite', 'postgresql')
     for kind in KINDS:
-        op.create_table(
-            kind,
-            sa.Column('pk', _key(), primary_key=True, autoincrement=True),
-            sa.Column('id', _exact(ID_LENGTH), nullable=False),
-            sa.Column('project_id', _exact(OWNER_LENGTH), nullable=False),
-            sa.Column('user_id', _exact(OWNER_LENGTH), nullable=False),
-            sa.Column('version', sa.Integer(), nullable=False),
-            sa.Column('created_at', sa.BigInteger(), nullable=False),
-            sa.Column('doc', _text(), nullable=False),
-            **TABLE_ARGS,
-        )
-        op.create_index(f'uq_{kind}_id', kind, ['id'], unique=True)
-        op.create_index(f'ix_{kind}_project_user_order', kind,
-                        ['project_id', 'user_id', 'created_at', 'id'])
-        op.create_index(f'ix_{kind}_project_order', kind,
-                        ['project_id', 'created_at', 'id'])
+        create_kind(kind)
 
-        terms = f'{kind}_terms'
-        op.create_table(
-            terms,
-            sa.Column('pk', _key(), primary_key=True, autoincrement=True),
-            sa.Column('doc_pk', _key(), nullable=False),
-            sa.Column('path', _exact(INDEX_LENGTH), nullable=False),
-            sa.Column('key', _exact(INDEX_LENGTH), nullable=False),
-            sa.Column('value', _exact(INDEX_LENGTH), nullable=False),
-            sa.Column('num', sa.Double(), nullable=True),
-            sa.Column('text', _text(exact=True), nullable=True),
-            sa.ForeignKeyConstraint(['doc_pk'], [f'{kind}.pk'],
-                                    name=f'fk_{kind}_terms_doc',
-                                    ondelete='CASCADE'),
-            **TABLE_ARGS,
-        )
-        op.create_index(f'ix_{kind}_terms_key', terms,
-                        ['key', 'value', 'doc_pk'])
-        if partial:
-            op.create_index(f'ix_{kind}_terms_num', terms, ['path', 'num'],
-                            sqlite_where=NUMERIC, postgresql_where=NUMERIC)
-        else:
-            op.create_index(f'ix_{kind}_terms_num', terms, ['path', 'num'])
-        op.create_index(f'ix_{kind}_terms_doc', terms, ['doc_pk'])
+
+def create_kind(kind):
+    """The table and search index of one kind (0005 makes one more)."""
+    partial = op.get_bind().dialect.name in ('sqlite', 'postgresql')
+    op.create_table(
+        kind,
+        sa.Column('pk', _key(), primary_key=True, autoincrement=True),
+        sa.Column('id', _exact(ID_LENGTH), nullable=False),
+        sa.Column('project_id', _exact(OWNER_LENGTH), nullable=False),
+        sa.Column('user_id', _exact(OWNER_LENGTH), nullable=False),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.BigInteger(), nullable=False),
+        sa.Column('doc', _text(), nullable=False),
+        **TABLE_ARGS,
+    )
+    op.create_index(f'uq_{kind}_id', kind, ['id'], unique=True)
+    op.create_index(f'ix_{kind}_project_user_order', kind,
+                    ['project_id', 'user_id', 'created_at', 'id'])
+    op.create_index(f'ix_{kind}_project_order', kind,
+                    ['project_id', 'created_at', 'id'])
+
+    terms = f'{kind}_terms'
+    op.create_table(
+        terms,
+        sa.Column('pk', _key(), primary_key=True, autoincrement=True),
+        sa.Column('doc_pk', _key(), nullable=False),
+        sa.Column('path', _exact(INDEX_LENGTH), nullable=False),
+        sa.Column('key', _exact(INDEX_LENGTH), nullable=False),
+        sa.Column('value', _exact(INDEX_LENGTH), nullable=False),
+        sa.Column('num', sa.Double(), nullable=True),
+        sa.Column('text', _text(exact=True), nullable=True),
+        sa.ForeignKeyConstraint(['doc_pk'], [f'{kind}.pk'],
+                                name=f'fk_{kind}_terms_doc',
+                                ondelete='CASCADE'),
+        **TABLE_ARGS,
+    )
+    op.create_index(f'ix_{kind}_terms_key', terms,
+                    ['key', 'value', 'doc_pk'])
+    if partial:
+        op.create_index(f'ix_{kind}_terms_num', terms, ['path', 'num'],
+                        sqlite_where=NUMERIC, postgresql_where=NUMERIC)
+    else:
+        op.create_index(f'ix_{kind}_terms_num', terms, ['path', 'num'])
+    op.create_index(f'ix_{kind}_terms_doc', terms, ['doc_pk'])
 
 
 def downgrade():
     for kind in reversed(KINDS):
-        op.drop_table(f'{kind}_terms')
-        op.drop_table(kind)
+        drop_kind(kind)
+
+
+def drop_kind(kind):
+    op.drop_table(f'{kind}_terms')
+    op.drop_table(kind)
