@@ -299,7 +299,7 @@ class HealthSweeper:
     def __init__(self, coverage: CoverageManager, interval: float):
         self.coverage = coverage
         self.interval = interval
-        self._pid = None
+        self._pid: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
 

@@ -377,9 +377,10 @@ def schedule_key(job_doc: dict) -> list:
 # A summary's recent runs are one string, ``"<at in base 36><code> ..."``,
 # newest first: a list would add a search-index row per run to every
 # summary write.
-_CODES = {(COMPLETED, 'success'): 's', (COMPLETED, 'fail'): 'f',
-          (COMPLETED, 'aborted'): 'a', (MISSED, 'client_offline'): 'o',
-          (MISSED, 'overlap'): 'v', (MISSED, 'not_started'): 'n'}
+_CODES: dict[tuple[str, str], str] = {
+    (COMPLETED, 'success'): 's', (COMPLETED, 'fail'): 'f',
+    (COMPLETED, 'aborted'): 'a', (MISSED, 'client_offline'): 'o',
+    (MISSED, 'overlap'): 'v', (MISSED, 'not_started'): 'n'}
 _LOST_CODE, _RUNNING_CODE = 'l', 'r'
 _MEANINGS = {code: key for key, code in _CODES.items()}
 _MEANINGS[_LOST_CODE] = (LOST, '')
@@ -396,13 +397,13 @@ def _entry(run: dict) -> tuple[int, str]:
         at = start if start > 0 else _int(run.get('expected_at'), 0)
     status = run.get('status')
     if status == MISSED:
-        code = _CODES.get((MISSED, run.get('reason')), 'n')
+        code = _CODES.get((MISSED, str(run.get('reason'))), 'n')
     elif status == LOST:
         code = _LOST_CODE
     elif status == RUNNING:
         code = _RUNNING_CODE
     else:
-        code = _CODES.get((COMPLETED, run.get('result')), 'f')
+        code = _CODES.get((COMPLETED, str(run.get('result'))), 'f')
     return at, code
 
 
@@ -523,7 +524,7 @@ def recent_entries(summary_doc: dict, now: float) -> list[tuple]:
     """The summary's runs of the last ``RECENT_DAYS``: ``(at, status,
     result, reason)``, newest first."""
     low = now - RECENT_DAYS * DAY
-    entries = []
+    entries: list[tuple] = []
     for at, code in _unpack(summary_doc.get('recent')):
         if at < low:
             break

@@ -341,9 +341,10 @@ class RunManager(base.Manager):
         """Settle the job and rewrite its summary; return the summary.
 
         ``upcoming(job_doc, now)``: ``[[iso, epoch], ...]``, the job's
-        next runs (``health.UPCOMING``). A report the ledger notes meanwhile changes the summary's
-        version: the refresh then runs again, so it never overwrites a
-        newer note with an older reading."""
+        next runs (``health.UPCOMING``). A report the ledger notes
+        meanwhile changes the summary's version: the refresh then runs
+        again, so it never overwrites a newer note with an older
+        reading."""
         scope = Scope(job.project_id)
         for _ in range(3):
             try:

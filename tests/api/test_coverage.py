@@ -2,6 +2,8 @@
 of the HTTP suite, with a scheduler played by hand (tests/api/
 test_job_runs.py) and the test clock."""
 
+import time
+
 import pytest
 
 from tests.api import helpers
@@ -117,3 +119,159 @@ def test_bad_input_is_a_400(api, query):
 def test_bad_search_is_a_400(api):
     assert_error(api.get('coverage', json={'match': 'x'}), 400)
     assert_error(api.get('coverage', json=[1]), 400)
+
+
+# -- the per-job summaries (kind job_health) --------------------------------
+
+def services_of(api_app):
+    """The core services behind the routes of ``api_app``."""
+    app = api_app.app
+    for root in app._router._roots:
+        resource = root.resource
+        if resource is not None and hasattr(resource, 'services'):
+            return resource.services
+    raise AssertionError('no resource holds the services')
+
+
+@pytest.fixture
+def run_reads(storage, monkeypatch):
+    """How many times the run records were listed."""
+    counted = {'runs': 0}
+    listing = storage.list
+
+    def counting(kind, *args, **kwargs):
+        if kind == 'runs':
+            counted['runs'] += 1
+        return listing(kind, *args, **kwargs)
+
+    monkeypatch.setattr(storage, 'list', counting)
+    return counted
+
+
+def test_a_job_not_due_is_read_from_its_summary(api, clock, run_reads):
+    sched = Scheduler(api, clock)
+    job_id = sched.job()
+    clock.advance(INTERVAL)
+    sched.poll()
+    sched.run(job_id, seconds=20)
+    coverage(api)
+    settled = run_reads['runs']
+    assert settled > 0      # no summary yet: the job was settled
+    # a run reported since: the ledger noted it in the summary
+    clock.advance(10)
+    sched.poll()
+    sched.run(job_id, 'fail', seconds=5)
+    sched.run(job_id, seconds=7)
+    entry = job_entry(coverage(api), job_id)
+    assert run_reads['runs'] == settled
+    assert entry['last_success']['age'] == 0
+    assert entry['missed_7d'] == 0 and entry['stale'] is False
+    # the summary's next check came: settled again
+    clock.advance(INTERVAL + 60)
+    coverage(api)
+    assert run_reads['runs'] > settled
+
+
+def test_a_run_going_on_too_long_is_stale_from_its_summary(api, clock):
+    sched = Scheduler(api, clock)
+    job_id = sched.job(run_lease=120)
+    sched.poll()
+    coverage(api)
+    sched.start(job_id)
+    assert job_entry(coverage(api), job_id)['stale'] is False
+    clock.advance(121)
+    sched.poll()
+    entry = job_entry(coverage(api), job_id)
+    assert entry['stale'] is True and entry['lost_7d'] == 1
+
+
+def test_a_changed_schedule_is_settled_again(api, clock):
+    sched = Scheduler(api, clock)
+    job_id = sched.job()
+    sched.poll()
+    assert job_entry(coverage(api), job_id)['rpo'] == 2 * INTERVAL
+    resp = api.patch('jobs', job_id, json={'job_schedule': {
+        'schedule_interval': '30 minutes'}})
+    assert resp.status_code == 200, resp.text
+    assert job_entry(coverage(api), job_id)['rpo'] == 2 * 1800
+
+
+def test_a_report_during_a_settle_is_not_overwritten(api, clock, api_app,
+                                                     monkeypatch):
+    sched = Scheduler(api, clock)
+    job_id = sched.job()
+    sched.poll()
+    coverage(api)   # the summary is made
+    clock.advance(INTERVAL + 61)    # and is due again
+    sched.poll()
+    services = services_of(api_app)
+    settle = services.runs._settle
+    reported = []
+
+    def settle_then_report(job, *args, **kwargs):
+        answer = settle(job, *args, **kwargs)
+        if not reported:
+            # the scheduler reports a run between the settle's reading
+            # and its write of the summary
+            reported.append(sched.run(job_id, seconds=3))
+        return answer
+
+    monkeypatch.setattr(services.runs, '_settle', settle_then_report)
+    entry = job_entry(coverage(api), job_id)
+    assert reported
+    assert entry['last_success']['age'] == 0
+    # the summary counts the run (the settle had read the runs before it)
+    figures = services.coverage.figures(storage_scope(api))
+    assert figures['freezer_backup_runs'] == [
+        ({'project': api.project, 'result': 'success'}, 1)]
+
+
+def test_the_sweep_settles_purges_and_forgets(api, clock, api_app, storage,
+                                              run_reads):
+    services = services_of(api_app)
+    sched = Scheduler(api, clock)
+    kept, gone = sched.job(), sched.job()
+    sched.poll()
+    sched.run(kept, seconds=5)
+    assert services.sweeper.sweep() == {'settled': 2, 'purged': 0}
+    assert services.sweeper.sweep() == {'settled': 0, 'purged': 0}
+    # the scheduler goes away: the sweep writes the missed runs, and a
+    # read after it settles nothing
+    clock.advance(3 * INTERVAL)
+    assert services.sweeper.sweep()['settled'] == 2
+    reads = run_reads['runs']
+    entry = job_entry(coverage(api), kept)
+    assert run_reads['runs'] == reads
+    assert entry['missed_7d'] >= 2 and entry['client_offline'] is True
+    # a job removed: its summary goes with the next sweep
+    assert api.delete('jobs', gone).status_code == 204
+    services.sweeper.sweep()
+    assert set(services.runs.summaries(storage_scope(api))) == {kept}
+    # past the retention (90 days): the records are removed
+    clock.advance(91 * 86400)
+    assert services.sweeper.sweep()['purged'] >= 3
+    assert all(run['status'] == 'missed' and run['start'] == -1
+               for run in api.get('jobs', kept, 'runs').json['runs'])
+
+
+def storage_scope(api):
+    from freezer_api.storage.base import Scope
+    return Scope(api.project)
+
+
+def test_the_sweep_runs_in_the_background(api, clock, api_app,
+                                          monkeypatch):
+    services = services_of(api_app)
+    sweeper = services.sweeper
+    swept = []
+    monkeypatch.setattr(sweeper, 'interval', 0.01)
+    monkeypatch.setattr(sweeper, 'sweep', lambda: swept.append(1))
+    try:
+        coverage(api)   # a request starts it in this process
+        for _ in range(500):
+            if len(swept) >= 2:
+                break
+            time.sleep(0.01)
+        assert len(swept) >= 2
+    finally:
+        sweeper.stop()

@@ -155,3 +155,90 @@ def test_polled_client():
     assert presence.polled_client(None) is None
     assert presence.polled_client({'match': {'client_id': 'c2'}}) == 'c2'
     assert presence.polled_client({'match': [{'client_id': 5}]}) is None
+
+
+# -- the per-job summary ------------------------------------------------------
+
+def run_doc(start, status='completed', result='success', end=None,
+            **extra):
+    doc = health.new_run(job(), start, start)
+    if status != health.RUNNING:
+        doc = health.ended_run(doc, end or start + 60, result, start + 60)
+    doc.update(status=status, at=start, **extra)
+    return doc
+
+
+def test_a_summary_keeps_recent_runs_compactly():
+    runs = [run_doc(T0 + 600, result='fail'), run_doc(T0),
+            health.missed_run(job(), T0 - 600, 'client_offline')]
+    made = health.summary(job(), runs, runs[1], 600, [], T0 + 700, 1800,
+                          T0 + 650)
+    # one string: a search-index row, not one per run
+    assert isinstance(made['recent'], str)
+    assert health.recent_entries(made, T0 + 650) == [
+        (T0 + 600, 'completed', 'fail', ''),
+        (T0, 'completed', 'success', ''),
+        (T0 - 600, 'missed', 'missed', 'client_offline')]
+    assert made['last_success']['end'] == T0 + 60
+    assert made['settle_due'] == T0 + 700
+    # past RECENT_DAYS, a run no longer counts
+    assert len(health.recent_entries(made, T0 + 7 * DAY + 1)) == 1
+
+
+def test_a_note_replaces_the_run_and_moves_the_due_time():
+    made = health.summary(job(), [], None, 600, [], T0 + 700, 1800, T0)
+    start = run_doc(T0 + 10, status='running', result='')
+    noted = health.noted(made, start, 1800)
+    assert health.recent_entries(noted, T0 + 20) == [
+        (T0 + 10, 'running', '', '')]
+    assert noted['current']['status'] == 'running'
+    assert noted['settle_due'] == T0 + 700   # the earlier of the two
+    short = health.noted(made, start, 100)
+    assert short['settle_due'] == health.overdue_at(start, 100)
+    ended = health.noted(noted, run_doc(T0 + 10, end=T0 + 40), 1800)
+    assert health.recent_entries(ended, T0 + 50) == [
+        (T0 + 10, 'completed', 'success', '')]
+    assert ended['last_success']['end'] == T0 + 40
+    assert ended['current']['status'] == 'completed'
+    # an older good run does not replace a newer one
+    older = health.noted(ended, run_doc(T0 - 900, end=T0 - 800), 1800)
+    assert older['last_success']['end'] == T0 + 40
+    assert older['current']['start'] == T0 + 10
+    # a missed run at the same time as a run is another entry
+    both = health.noted(ended, health.missed_run(job(), T0 + 10,
+                                                 'overlap'), 1800)
+    assert len(health.recent_entries(both, T0 + 50)) == 2
+
+
+def test_when_a_summary_is_due():
+    made = health.summary(job(), [], None, 600, [], T0 + 700, 1800, T0)
+    assert health.is_due(None, job(), T0)
+    assert not health.is_due(made, job(), T0 + 699)
+    assert health.is_due(made, job(), T0 + 700)
+    # the scheduler's run state does not matter; the schedule does
+    assert not health.is_due(made, job(job_schedule={
+        'schedule_interval': '10 minutes', 'time_created': T0,
+        'status': 'running', 'time_started': T0, 'time_ended': -1,
+        'result': '', 'current_pid': 42}), T0)
+    assert health.is_due(made, job(job_schedule={
+        'schedule_interval': '20 minutes', 'time_created': T0}), T0)
+    assert health.is_due(made, job(run_lease=60), T0)
+    assert health.is_due(health.empty_summary(job()), job(), T0)
+    never = health.summary(job(), [], None, None, [], None, 1800, T0)
+    assert never['settle_due'] == health.NEVER
+
+
+def test_next_check_and_next_run():
+    trig, _ = health.trigger_of(job(), health.run_times.UTC)
+    # runs every 600 s from T0; at T0 + 650 with a grace of 60 s the run
+    # of T0 + 600 may be missed from T0 + 661
+    assert health.next_check(trig, T0 + 650, 60) == T0 + 661
+    assert health.next_check(trig, T0 + 661, 60) == T0 + 1261
+    upcoming = [['a', T0 + 600], ['b', T0 + 1200], ['c', T0 + 1800]]
+    made = health.summary(job(), [], None, 600, upcoming, None, 1800, T0)
+    assert health.next_run(made, T0) == 'a'
+    assert health.next_run(made, T0 + 600) == 'b'
+    assert health.next_run(made, T0 + 1800) is False   # recompute
+    ending = health.summary(job(), [], None, 600, upcoming[:1], None, 1800,
+                            T0)
+    assert health.next_run(ending, T0 + 600) is None
