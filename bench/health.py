@@ -5,7 +5,8 @@ with a ``client_id`` match) with the presence tracker on and off,
 interleaved in rounds so that the machine's noise hits both alike.
 
 ``python -m bench.health coverage --jobs N --runs M``: ``GET /coverage``
-over N jobs with M run records each (written through the core).
+over N jobs and M run records in all (loaded straight into SQLite with the
+driver's own index rows).
 
 Figures are medians and 99th percentiles in milliseconds; nothing here
 asserts a time.
@@ -22,6 +23,7 @@ import falcon.testing
 from freezer_api.api import app as app_module
 from freezer_api.api import context
 from freezer_api.core import health
+from freezer_api.storage.query import Query
 from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
 from tests.conftest import make_conf
 
@@ -104,34 +106,126 @@ def poll(rounds=20, per_round=100):
     return result
 
 
-def coverage(jobs=500, runs=20, reads=5):
+def _bulk(path, kind, rows):
+    """Insert ``(id, created_at, doc)`` rows of ``kind`` with their index
+    rows (``models.term_rows``, the driver's own) straight into SQLite."""
+    import sqlite3
+
+    from freezer_api.storage.sqlalchemy import models
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute('PRAGMA synchronous = OFF')
+        pk = raw.execute(f'SELECT coalesce(max(pk), 0) FROM {kind}'
+                         ).fetchone()[0]
+        doc_rows, term_rows = [], []
+
+        def write():
+            raw.execute('BEGIN')
+            raw.executemany(
+                f'INSERT INTO {kind} (pk, id, project_id, user_id, version,'
+                ' created_at, doc) VALUES (?, ?, ?, ?, 1, ?, ?)', doc_rows)
+            raw.executemany(
+                f'INSERT INTO {kind}_terms (doc_pk, path, key, value, num,'
+                ' text) VALUES (?, ?, ?, ?, ?, ?)', term_rows)
+            raw.execute('COMMIT')
+            doc_rows.clear()
+            term_rows.clear()
+
+        for doc_id, created_at, doc in rows:
+            pk += 1
+            doc_rows.append((pk, doc_id, PROJECT, 'u', created_at,
+                             json.dumps(doc, separators=(',', ':'))))
+            term_rows.extend(
+                (row['doc_pk'], row['path'], row['key'], row['value'],
+                 row['num'], row['text'])
+                for row in models.term_rows(pk, doc))
+            if len(doc_rows) >= 20000:
+                write()
+        if doc_rows:
+            write()
+        raw.execute('ANALYZE')
+    finally:
+        raw.close()
+
+
+def coverage(jobs=10000, runs=1000000, clients=100, reads=30, pause=1.0):
+    """``GET /coverage`` of a project of ``jobs`` jobs (hourly, their
+    arming times spread over the hour, as real fleets are) on ``clients``
+    clients, with ``runs`` run records in all (a run an hour per job,
+    newest now), read ``reads`` times ``pause`` seconds apart with no
+    background sweep: every read settles the jobs that fell due since the
+    one before. The summaries are made first by one sweep (its time is
+    printed: what a new release costs once)."""
+    import random
+
+    from freezer_api.core import presence as presence_rules
+    from freezer_api.storage.base import Scope
+    rng = random.Random(15)
     with tempfile.TemporaryDirectory() as folder:
         driver, app, client = _app(folder)
-        job_ids = _client_and_jobs(client, jobs)
+        services = _services(client.app.app if hasattr(
+            client.app, 'app') else client.app)
+        [template_id] = _client_and_jobs(client, 1)
+        template = driver.get('jobs', template_id, Scope(PROJECT)).doc
         now = int(time.time())
-        start = time.perf_counter()
-        for job_id in job_ids:
-            for k in range(runs):
-                at = now - (k + 1) * 3600
-                doc = {'run_id': health.run_id(job_id, at),
-                       'job_id': job_id, 'client_id': 'bench_node1',
-                       'status': 'completed', 'result': 'success',
-                       'start': at, 'end': at + 60, 'last_report': at + 60,
-                       'backups': [], 'events': [], 'at': at,
-                       'project_id': PROJECT, 'user_id': 'u'}
-                driver.create('runs', doc['run_id'], PROJECT, 'u',
-                              health.created_at(at), doc)
-        loaded = time.perf_counter() - start
-        samples = []
+        per_job = max(1, runs // jobs)
+        started = time.perf_counter()
+        made = []
+        for k in range(jobs):
+            armed = now - (per_job + 1) * 3600 - rng.randrange(3600)
+            doc = {**template, 'job_id': f'job{k:06d}',
+                   'client_id': f'bench_node{k % clients:04d}',
+                   'description': f'job {k}',
+                   'job_schedule': {**template['job_schedule'],
+                                    'time_created': armed}}
+            made.append((doc['job_id'], k, doc))
+        _bulk(f'{folder}/freezer.sqlite', 'jobs', made)
+
+        def run_rows():
+            for job_id, _, doc in made:
+                armed = doc['job_schedule']['time_created']
+                for n in range(per_job):
+                    at = armed + (n + 1) * 3600 + 30
+                    if at > now:
+                        break
+                    result = 'fail' if rng.random() < 0.03 else 'success'
+                    run = {'run_id': health.run_id(job_id, at),
+                           'job_id': job_id, 'client_id': doc['client_id'],
+                           'description': doc['description'],
+                           'session_id': '', 'session_tag': 0,
+                           'status': 'completed', 'result': result,
+                           'start': at, 'end': at + 60,
+                           'last_report': at + 60, 'backups': [],
+                           'events': [], 'at': at, 'project_id': PROJECT,
+                           'user_id': 'u'}
+                    yield run['run_id'], health.created_at(at), run
+        _bulk(f'{folder}/freezer.sqlite', 'runs', run_rows())
+        loaded = time.perf_counter() - started
+        stored = driver.count('runs', Scope(PROJECT), Query())
+        for n in range(clients):
+            name = f'bench_node{n:04d}'
+            driver.create('presence', presence_rules.presence_id(
+                PROJECT, name), PROJECT, 'u', n, {
+                    'client_id': name, 'project_id': PROJECT,
+                    'user_id': 'u', 'last_seen': now + 3600,
+                    'first_seen': now - 30 * 86400, 'gaps': []})
+        began = time.perf_counter()
+        swept = services.sweeper.sweep()
+        sweep_seconds = time.perf_counter() - began
+        samples, settled = [], []
         for _ in range(reads):
+            time.sleep(pause)
             began = time.perf_counter()
             resp = client.simulate_get(f'/v2/{PROJECT}/coverage',
                                        headers=HEADERS)
             samples.append(time.perf_counter() - began)
             assert resp.status_code == 200, resp.text
+            assert resp.json['summary']['jobs'] == jobs + 1
         driver.close()
-    return {'jobs': jobs, 'runs_per_job': runs,
-            'load_seconds': round(loaded, 1), **_stats(samples)}
+    return {'jobs': jobs + 1, 'run_records': stored, 'clients': clients,
+            'load_seconds': round(loaded, 1),
+            'first_sweep': {'seconds': round(sweep_seconds, 1), **swept},
+            'reads': reads, **_stats(samples)}
 
 
 def main(argv=None):
@@ -139,13 +233,15 @@ def main(argv=None):
     sub = parser.add_subparsers(dest='what', required=True)
     sub.add_parser('poll')
     cov = sub.add_parser('coverage')
-    cov.add_argument('--jobs', type=int, default=500)
-    cov.add_argument('--runs', type=int, default=20)
+    cov.add_argument('--jobs', type=int, default=10000)
+    cov.add_argument('--runs', type=int, default=1000000)
+    cov.add_argument('--reads', type=int, default=30)
     args = parser.parse_args(argv)
     if args.what == 'poll':
         print(json.dumps(poll(), indent=2))
     else:
-        print(json.dumps(coverage(args.jobs, args.runs), indent=2))
+        print(json.dumps(coverage(args.jobs, args.runs, reads=args.reads),
+                         indent=2))
 
 
 if __name__ == '__main__':

@@ -118,12 +118,12 @@ class CoverageManager(base.Manager):
             project = job.project_id
             stale[project] += entry['stale']
             breached[project] += entry['breached']
-            for _, status, result, reason in health.recent_entries(
-                    summary, now):
+            for code, count in health.recent_counts(summary, now).items():
+                status, result, reason = health.meaning(code)
                 if status == health.MISSED:
-                    missed[project, reason or 'not_started'] += 1
+                    missed[project, reason] += count
                 elif result:
-                    runs[project, result] += 1
+                    runs[project, result] += count
         offline: collections.Counter = collections.Counter()
         for client in self._clients(scope, jobs, presences, offline_after,
                                     now, None):
@@ -205,7 +205,7 @@ class CoverageManager(base.Manager):
                                success_end or 'never',
                                {'job_id': job.id, 'client_id': client,
                                 'rpo': rpo, 'last_success_end': success_end})
-        recent = health.recent_entries(summary, now)
+        counts = health.recent_counts(summary, now)
         next_run = health.next_run(summary, now)
         if next_run is False:
             upcoming = self._upcoming(doc, now)
@@ -225,10 +225,9 @@ class CoverageManager(base.Manager):
             'rpo': rpo,
             'rpo_source': rpo_source,
             'breached': breached,
-            'missed_7d': sum(1 for entry in recent
-                             if entry[1] == health.MISSED),
-            'lost_7d': sum(1 for entry in recent
-                           if entry[1] == health.LOST),
+            'missed_7d': sum(counts.get(code, 0)
+                             for code in health.MISSED_CODES),
+            'lost_7d': counts.get(health.LOST_CODE, 0),
             'stale': health.is_stale(doc, current, lease, now),
             'run_lease': lease,
             'next_run': next_run,

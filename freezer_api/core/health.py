@@ -376,12 +376,13 @@ def schedule_key(job_doc: dict) -> list:
 
 # A summary's recent runs are one string, ``"<at in base 36><code> ..."``,
 # newest first: a list would add a search-index row per run to every
-# summary write.
+# summary write. The codes are capitals and the digits are not, so that
+# a reader counts the runs of a kind with ``str.count``.
 _CODES: dict[tuple[str, str], str] = {
-    (COMPLETED, 'success'): 's', (COMPLETED, 'fail'): 'f',
-    (COMPLETED, 'aborted'): 'a', (MISSED, 'client_offline'): 'o',
-    (MISSED, 'overlap'): 'v', (MISSED, 'not_started'): 'n'}
-_LOST_CODE, _RUNNING_CODE = 'l', 'r'
+    (COMPLETED, 'success'): 'S', (COMPLETED, 'fail'): 'F',
+    (COMPLETED, 'aborted'): 'A', (MISSED, 'client_offline'): 'O',
+    (MISSED, 'overlap'): 'V', (MISSED, 'not_started'): 'N'}
+_LOST_CODE, _RUNNING_CODE = 'L', 'R'
 _MEANINGS = {code: key for key, code in _CODES.items()}
 _MEANINGS[_LOST_CODE] = (LOST, '')
 _MEANINGS[_RUNNING_CODE] = (RUNNING, '')
@@ -397,13 +398,13 @@ def _entry(run: dict) -> tuple[int, str]:
         at = start if start > 0 else _int(run.get('expected_at'), 0)
     status = run.get('status')
     if status == MISSED:
-        code = _CODES.get((MISSED, str(run.get('reason'))), 'n')
+        code = _CODES.get((MISSED, str(run.get('reason'))), 'N')
     elif status == LOST:
         code = _LOST_CODE
     elif status == RUNNING:
         code = _RUNNING_CODE
     else:
-        code = _CODES.get((COMPLETED, str(run.get('result'))), 'f')
+        code = _CODES.get((COMPLETED, str(run.get('result'))), 'F')
     return at, code
 
 
@@ -518,6 +519,43 @@ def next_run(summary_doc: dict, now: float) -> str | None | bool:
         if at > now:
             return iso_time
     return None if len(upcoming) < UPCOMING else False
+
+
+def meaning(code: str) -> tuple[str, str, str]:
+    """``(status, result, reason)`` of a run code of ``recent_counts``."""
+    status, detail = _MEANINGS[code]
+    if status == MISSED:
+        return MISSED, MISSED, detail
+    if status == COMPLETED:
+        return COMPLETED, detail, ''
+    return status, LOST if status == LOST else '', ''
+
+
+MISSED_CODES = tuple(sorted(_MISSED_CODES))
+LOST_CODE = _LOST_CODE
+
+
+def recent_counts(summary_doc: dict, now: float) -> dict[str, int]:
+    """How many runs of each code (``meaning``) the summary has in the
+    last ``RECENT_DAYS``.
+
+    PERF: coverage counts every job's runs at every read; when the oldest
+    run kept is recent, every run counts and the string is not parsed.
+    """
+    text = summary_doc.get('recent')
+    if not isinstance(text, str) or not text:
+        return {}
+    low = now - RECENT_DAYS * DAY
+    oldest = text[text.rfind(' ') + 1:]
+    if int(oldest[:-1], 36) >= low:
+        return {code: text.count(code) for code in _MEANINGS
+                if code in text}
+    counts: dict[str, int] = {}
+    for at, code in _unpack(text):
+        if at < low:
+            break
+        counts[code] = counts.get(code, 0) + 1
+    return counts
 
 
 def recent_entries(summary_doc: dict, now: float) -> list[tuple]:
