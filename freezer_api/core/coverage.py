@@ -75,14 +75,21 @@ class CoverageManager(base.Manager):
             dataclasses.replace(query, match=tuple(terms)))
             if job_id is None or job.id == job_id]
         summaries = self._settled(scope, found, presences, job_id)
-        jobs = [self._job(job, summaries[job.id], presences, offline_after,
-                          now) for job in found]
+        # PERF: every job is counted, only the listed page is described
+        states = [(job, self._state(job, summaries[job.id], now))
+                  for job in found]
+        jobs = [state for _, state in states]
         clients = self._clients(scope, jobs, presences, offline_after, now,
                                 client_id)
         if breached_only:
-            jobs = [job for job in jobs if job['breached']]
+            states = [(job, state) for job, state in states
+                      if state['breached']]
+            jobs = [state for _, state in states]
             clients = [client for client in clients if client['breached']]
-        listed = jobs[page.offset:page.offset + page.limit]
+        listed = [self._entry(job, summaries[job.id], state, presences,
+                              offline_after, now)
+                  for job, state in states[page.offset:
+                                           page.offset + page.limit]]
         return {
             'generated_at': health.iso(now),
             'summary': {
@@ -113,7 +120,7 @@ class CoverageManager(base.Manager):
         summaries = self._settled(scope, found, presences)
         for job in found:
             summary = summaries[job.id]
-            entry = self._job(job, summary, presences, offline_after, now)
+            entry = self._state(job, summary, now)
             jobs.append(entry)
             project = job.project_id
             stale[project] += entry['stale']
@@ -179,25 +186,23 @@ class CoverageManager(base.Manager):
             self.runs.forget(summary.get('project_id'), job_id)
         return settled
 
-    def _job(self, job, summary, presences, offline_after, now):
+    def _state(self, job, summary, now) -> dict:
+        """What coverage counts of a job (and announces: an RPO breach)."""
         doc = job.doc
         client = doc.get('client_id', '')
-        presence = presences.get((job.project_id, client))
         lease = self.runs.lease(doc)
         success = summary.get('last_success')
         rpo, rpo_source = health.rpo(doc, summary.get('interval'))
-        schedule = doc.get('job_schedule') or {}
-        created = schedule.get('time_created')
+        created = (doc.get('job_schedule') or {}).get('time_created')
         created = created if isinstance(created, int) else 0
         success_end = success.get('end') if success else None
         current = None
         start = health.reported_start(doc)
         if start is not None:
-            run_id = health.run_id(job.id, start)
             known = summary.get('current')
-            if known and known.get('run_id') == run_id:
+            if known and known.get('run_id') == health.run_id(job.id,
+                                                              start):
                 current = known
-        last_seen = presence.get('last_seen') if presence else None
         breached = health.breached(rpo, success_end, created, now)
         if breached:
             # one occurrence per good run (or none) the breach follows
@@ -206,30 +211,47 @@ class CoverageManager(base.Manager):
                                {'job_id': job.id, 'client_id': client,
                                 'rpo': rpo, 'last_success_end': success_end})
         counts = health.recent_counts(summary, now)
+        return {
+            'job_id': job.id, 'client_id': client,
+            'project_id': job.project_id, 'breached': breached,
+            'stale': health.is_stale(doc, current, lease, now),
+            'missed_7d': sum(counts.get(code, 0)
+                             for code in health.MISSED_CODES),
+            'lost_7d': counts.get(health.LOST_CODE, 0),
+            'rpo': rpo, 'rpo_source': rpo_source, 'run_lease': lease,
+        }
+
+    def _entry(self, job, summary, state, presences, offline_after,
+               now) -> dict:
+        """The description of a listed job."""
+        doc = job.doc
+        presence = presences.get((job.project_id, state['client_id']))
+        last_seen = presence.get('last_seen') if presence else None
+        success = summary.get('last_success')
+        success_end = success.get('end') if success else None
         next_run = health.next_run(summary, now)
         if next_run is False:
             upcoming = self._upcoming(doc, now)
             next_run = upcoming[0][0] if upcoming else None
         return {
             'job_id': job.id,
-            'client_id': client,
+            'client_id': state['client_id'],
             'project_id': job.project_id,
             'description': doc.get('description', ''),
-            'status': schedule.get('status', ''),
+            'status': (doc.get('job_schedule') or {}).get('status', ''),
             'last_success': None if success is None else {
                 'run_id': success.get('run_id'),
                 'end': health.iso(success_end),
                 'age': _age(now, success_end),
                 'backups': success.get('backups', []),
             },
-            'rpo': rpo,
-            'rpo_source': rpo_source,
-            'breached': breached,
-            'missed_7d': sum(counts.get(code, 0)
-                             for code in health.MISSED_CODES),
-            'lost_7d': counts.get(health.LOST_CODE, 0),
-            'stale': health.is_stale(doc, current, lease, now),
-            'run_lease': lease,
+            'rpo': state['rpo'],
+            'rpo_source': state['rpo_source'],
+            'breached': state['breached'],
+            'missed_7d': state['missed_7d'],
+            'lost_7d': state['lost_7d'],
+            'stale': state['stale'],
+            'run_lease': state['run_lease'],
             'next_run': next_run,
             'client_last_seen': health.iso(last_seen),
             'client_offline': health.offline_at(now, presence,
