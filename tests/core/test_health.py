@@ -242,3 +242,23 @@ def test_next_check_and_next_run():
     ending = health.summary(job(), [], None, 600, upcoming[:1], None, 1800,
                             T0)
     assert health.next_run(ending, T0 + 600) is None
+
+
+def test_counting_recent_runs_with_and_without_parsing():
+    runs = [run_doc(T0 + 600 * k, result='fail' if k % 3 else 'success')
+            for k in range(30, 0, -1)]
+    runs.append(health.missed_run(job(), T0, 'overlap'))
+    made = health.summary(job(), runs, None, 600, [], None, 1800, T0)
+
+    def by_meaning(counts):
+        return {health.meaning(code): n for code, n in counts.items()}
+
+    # all recent: counted on the string
+    assert by_meaning(health.recent_counts(made, T0 + DAY)) == {
+        ('completed', 'success', ''): 10, ('completed', 'fail', ''): 20,
+        ('missed', 'missed', 'overlap'): 1}
+    # the oldest ones past the window: parsed up to them
+    later = T0 + 7 * DAY + 600 * 10 + 1
+    assert by_meaning(health.recent_counts(made, later)) == {
+        ('completed', 'success', ''): 7, ('completed', 'fail', ''): 13}
+    assert health.recent_counts(health.empty_summary(job()), T0) == {}
