@@ -212,7 +212,7 @@ def coverage(jobs=10000, runs=1000000, clients=100, reads=30, pause=1.0):
         began = time.perf_counter()
         swept = services.sweeper.sweep()
         sweep_seconds = time.perf_counter() - began
-        samples, settled = [], []
+        samples = []
         for _ in range(reads):
             time.sleep(pause)
             began = time.perf_counter()
