@@ -12,7 +12,6 @@ the same in the background, so that a reader seldom finds a job due.
 
 import collections
 import dataclasses
-import datetime
 import logging
 import os
 import random
@@ -20,7 +19,6 @@ import threading
 
 from freezer_api.core import base
 from freezer_api.core import health
-from freezer_api.core import schedule as run_times
 from freezer_api.core import search
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.runs import every
@@ -154,36 +152,37 @@ class CoverageManager(base.Manager):
     def _settled(self, scope, jobs, presences, job_id=None) -> dict:
         """The summary of each of ``jobs``, by job id, each settled first
         if it is due."""
-        now = self.now()
         query = Query(match=(Term('job_id', job_id),)
                       if job_id is not None else ())
         summaries = self.runs.summaries(scope, query)
+        self._refresh_due(jobs, summaries, presences)
+        return summaries
+
+    def _refresh_due(self, jobs, summaries, presences) -> int:
+        """Settle the jobs whose summary (in ``summaries``, replaced) is
+        due; return how many."""
+        now = self.now()
+        settled = 0
         for job in jobs:
             if health.is_due(summaries.get(job.id), job.doc, now):
                 presence = presences.get(
                     (job.project_id, job.doc.get('client_id', '')))
-                summaries[job.id] = self.runs.refresh(
-                    job, presence=presence, upcoming=self._upcoming)
-        return summaries
+                summaries[job.id] = self.runs.refresh(job, presence=presence)
+                settled += 1
+        return settled
 
     def settle_due(self, scope) -> int:
         """Settle every job of ``scope`` whose summary is due, and remove
         the summaries of jobs that are gone; return how many were
         settled (the background sweep)."""
-        now = self.now()
-        presences = self.presence.of_project(scope)
+        jobs = list(every(self.storage, 'jobs', scope, Query()))
         summaries = self.runs.summaries(scope)
-        settled = 0
-        for job in every(self.storage, 'jobs', scope, Query()):
-            summary = summaries.pop(job.id, None)
-            if health.is_due(summary, job.doc, now):
-                presence = presences.get(
-                    (job.project_id, job.doc.get('client_id', '')))
-                self.runs.refresh(job, presence=presence,
-                                  upcoming=self._upcoming)
-                settled += 1
+        settled = self._refresh_due(jobs, summaries,
+                                    self.presence.of_project(scope))
+        alive = {job.id for job in jobs}
         for job_id, summary in summaries.items():
-            self.runs.forget(summary.get('project_id'), job_id)
+            if job_id not in alive:
+                self.runs.forget(summary.get('project_id'), job_id)
         return settled
 
     def _state(self, job, summary, now) -> dict:
@@ -231,7 +230,7 @@ class CoverageManager(base.Manager):
         success_end = success.get('end') if success else None
         next_run = health.next_run(summary, now)
         if next_run is False:
-            upcoming = self._upcoming(doc, now)
+            upcoming = self.runs.upcoming(doc, now)
             next_run = upcoming[0][0] if upcoming else None
         return {
             'job_id': job.id,
@@ -257,21 +256,6 @@ class CoverageManager(base.Manager):
             'client_offline': health.offline_at(now, presence,
                                                 offline_after),
         }
-
-    def _upcoming(self, doc, now) -> list[list]:
-        """``[[iso, epoch], ...]``: the job's next ``health.UPCOMING`` run
-        times as its scheduler computes them (none when it is not
-        watching the schedule, or cannot arm it)."""
-        if not health.watches_schedule(doc):
-            return []
-        try:
-            runs = run_times.job_schedule(
-                doc, self.runs.default_timezone, now,
-                health.UPCOMING)['runs']
-        except Exception:  # noqa: BLE001 - a schedule it cannot arm
-            return []
-        return [[run['utc'], int(datetime.datetime.fromisoformat(
-            run['utc']).timestamp())] for run in runs]
 
     def _clients(self, scope, jobs, presences, offline_after, now,
                  client_id):

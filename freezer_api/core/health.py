@@ -19,6 +19,7 @@ reported (or the expected time of a missed run), so that every API
 process, and every retry of a report, names the same record.
 """
 
+import collections
 import datetime
 import hashlib
 
@@ -550,30 +551,25 @@ def recent_counts(summary_doc: dict, now: float) -> dict[str, int]:
     if int(oldest[:-1], 36) >= low:
         return {code: text.count(code) for code in _MEANINGS
                 if code in text}
-    counts: dict[str, int] = {}
+    return dict(collections.Counter(code for _, code in _since(text, low)))
+
+
+def _since(text, low) -> list[tuple[int, str]]:
+    """``(at, code)`` of the runs of a summary's string at ``low`` or
+    later (the string is newest first)."""
+    entries = []
     for at, code in _unpack(text):
         if at < low:
             break
-        counts[code] = counts.get(code, 0) + 1
-    return counts
+        entries.append((at, code))
+    return entries
 
 
 def recent_entries(summary_doc: dict, now: float) -> list[tuple]:
     """The summary's runs of the last ``RECENT_DAYS``: ``(at, status,
     result, reason)``, newest first."""
-    low = now - RECENT_DAYS * DAY
-    entries: list[tuple] = []
-    for at, code in _unpack(summary_doc.get('recent')):
-        if at < low:
-            break
-        status, detail = _MEANINGS[code]
-        if status == MISSED:
-            entries.append((at, MISSED, MISSED, detail))
-        elif status == COMPLETED:
-            entries.append((at, COMPLETED, detail, ''))
-        else:
-            entries.append((at, status, LOST if status == LOST else '', ''))
-    return entries
+    return [(at, *meaning(code)) for at, code in _since(
+        summary_doc.get('recent'), now - RECENT_DAYS * DAY)]
 
 
 def next_check(trig, now: float, grace_seconds: int) -> int | None:

@@ -21,12 +21,14 @@ write each one once) before it answers.
 
 import collections
 import dataclasses
+import datetime
 import logging
 from typing import Any
 
 from freezer_api.core import base
 from freezer_api.core import health
 from freezer_api.core import notify
+from freezer_api.core import schedule as run_times
 from freezer_api.core import search
 from freezer_api.core.errors import NotFound
 from freezer_api.storage import errors as storage_errors
@@ -340,9 +342,13 @@ class RunManager(base.Manager):
         return self._settle(job, presence, recent)[0]
 
     def _settle(self, job, presence=UNREAD, recent=None):
-        """``settle``, and the first time a missed run may be written
-        after it (None: never, as far as the schedule goes)."""
+        """``(settled, interval, next_check)``: ``settle``, the job's
+        interval, and the first time a missed run may be written after it
+        (None: never, as far as the schedule goes)."""
         now = self.now()
+        trig, description = health.trigger_of(job.doc,
+                                              self.default_timezone)
+        interval = health.interval_of(trig, description, now)
         runs = self.recent(job) if recent is None else recent
         lease_seconds = self.lease(job.doc)
         settled = []
@@ -351,48 +357,45 @@ class RunManager(base.Manager):
                 run = self._lose(job, run, lease_seconds)
             settled.append(run)
         next_check = None
-        if health.watches_schedule(job.doc):
+        if trig is not None and health.watches_schedule(job.doc):
             if presence is UNREAD:
                 presence = self.presence.of_client(
                     job.project_id, job.doc.get('client_id', ''))
-            written, next_check = self._missed(job, settled, presence, now)
+            written, next_check = self._missed(job, settled, presence, now,
+                                               trig, interval)
             settled = written + settled
             settled.sort(key=_at, reverse=True)
         self._announce_runs(job, settled)
-        return settled, next_check
+        return settled, interval, next_check
 
-    def refresh(self, job, presence=UNREAD, upcoming=None) -> dict:
+    def refresh(self, job, presence=UNREAD) -> dict:
         """Settle the job and rewrite its summary; return the summary.
 
-        ``upcoming(job_doc, now)``: ``[[iso, epoch], ...]``, the job's
-        next runs (``health.UPCOMING``). A report the ledger notes
-        meanwhile changes the summary's version: the refresh then runs
-        again, so it never overwrites a newer note with an older
-        reading."""
+        A report the ledger notes meanwhile changes the summary's
+        version: the refresh then runs again, so it never overwrites a
+        newer note with an older reading."""
         scope = Scope(job.project_id)
         for _ in range(3):
             try:
                 seen = self.storage.get(SUMMARY_KIND, job.id, scope)
             except storage_errors.NotFound:
                 seen = None
-            settled, next_check = self._settle(job, presence)
+            settled, interval, next_check = self._settle(job, presence)
             success = next((run for run in settled
                             if run.get('result') == 'success'), None)
             if success is None and seen is not None:
                 success = seen.doc.get('last_success')
-            if success is None:
+            if success is None and (seen is None or seen.doc.get(
+                    'settled_at', -1) < 0):
+                # NOTE: only before a settle has made the summary: the
+                # ledger notes every good run in it since
                 success = self.last_success(job)
             now = self.now()
-            trig, description = health.trigger_of(job.doc,
-                                                  self.default_timezone)
-            interval = health.interval_of(trig, description, now)
             doc = health.summary(
                 {**job.doc, 'job_id': job.id, 'project_id': job.project_id,
                  'user_id': job.user_id},
-                settled, success, interval,
-                [] if upcoming is None else upcoming(job.doc, now),
-                next_check,
-                self.lease(job.doc), now)
+                settled, success, interval, self.upcoming(job.doc, now),
+                next_check, self.lease(job.doc), now)
             if self._write_summary(job, seen, doc):
                 return doc
         return doc
@@ -415,6 +418,21 @@ class RunManager(base.Manager):
             return self.storage.atomic(change)
         except storage_errors.Conflict:
             return False  # made meanwhile: read it again
+
+    def upcoming(self, job_doc, now) -> list[list]:
+        """``[[iso, epoch], ...]``: the job's next ``health.UPCOMING`` run
+        times as its scheduler computes them (none when it is not
+        watching the schedule, or cannot arm it)."""
+        if not health.watches_schedule(job_doc):
+            return []
+        try:
+            runs = run_times.job_schedule(
+                job_doc, self.default_timezone, now,
+                health.UPCOMING)['runs']
+        except Exception:  # noqa: BLE001 - a schedule it cannot arm
+            return []
+        return [[run['utc'], int(datetime.datetime.fromisoformat(
+            run['utc']).timestamp())] for run in runs]
 
     def summaries(self, scope: Scope, query=Query()) -> dict[str, dict]:
         """The job summaries in ``scope`` that ``query`` matches, by job
@@ -444,13 +462,8 @@ class RunManager(base.Manager):
 
         return self.storage.atomic(change)
 
-    def _missed(self, job, runs, presence, now):
+    def _missed(self, job, runs, presence, now, trig, interval):
         """The missed runs written, and when the next one may be due."""
-        trig, description = health.trigger_of(job.doc,
-                                              self.default_timezone)
-        if trig is None:
-            return [], None
-        interval = health.interval_of(trig, description, now)
         grace = health.grace(interval, self.settings.missed_grace,
                              self.settings.missed_grace_percent)
         created = (job.doc.get('job_schedule') or {}).get('time_created', 0)
