@@ -25,6 +25,7 @@ from freezer_api.api import context
 from freezer_api.core import health
 from freezer_api.storage.query import Query
 from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
+from tests.api.helpers import services_of
 from tests.conftest import make_conf
 
 PROJECT = 'bench'
@@ -39,15 +40,6 @@ def _app(folder):
     app = app_module.create_app(conf, driver)
     return driver, app, falcon.testing.TestClient(
         context.NoAuthMiddleware(app, conf))
-
-
-def _services(app):
-    # the Services behind the routes (every resource holds the same one)
-    for route in app._router._roots:
-        resource = route.resource
-        if resource is not None and hasattr(resource, 'services'):
-            return resource.services
-    raise RuntimeError('no resource found')
 
 
 def _client_and_jobs(client, jobs=20, client_id='bench_node1'):
@@ -77,8 +69,7 @@ def _stats(samples):
 def poll(rounds=20, per_round=100):
     with tempfile.TemporaryDirectory() as folder:
         driver, app, client = _app(folder)
-        services = _services(client.app.app if hasattr(
-            client.app, 'app') else client.app)
+        services = services_of(client.app)
         _client_and_jobs(client)
         tracker = services.jobs.presence
         body = json.dumps({'match': [{'client_id': 'bench_node1'}]})
@@ -163,8 +154,7 @@ def coverage(jobs=10000, runs=1000000, clients=100, reads=30, pause=1.0):
     rng = random.Random(15)
     with tempfile.TemporaryDirectory() as folder:
         driver, app, client = _app(folder)
-        services = _services(client.app.app if hasattr(
-            client.app, 'app') else client.app)
+        services = services_of(client.app)
         [template_id] = _client_and_jobs(client, 1)
         template = driver.get('jobs', template_id, Scope(PROJECT)).doc
         now = int(time.time())

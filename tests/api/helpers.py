@@ -268,3 +268,14 @@ def strip_version(doc):
     doc = copy.deepcopy(doc)
     doc.pop('_version', None)
     return doc
+
+
+def services_of(app):
+    """The core services behind the routes of ``app`` (every resource
+    holds the same ones), through the NoAuth middleware if it wraps it."""
+    app = getattr(app, 'app', app)
+    for root in app._router._roots:
+        resource = root.resource
+        if resource is not None and hasattr(resource, 'services'):
+            return resource.services
+    raise AssertionError('no resource holds the services')

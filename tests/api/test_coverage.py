@@ -123,16 +123,6 @@ def test_bad_search_is_a_400(api):
 
 # -- the per-job summaries (kind job_health) --------------------------------
 
-def services_of(api_app):
-    """The core services behind the routes of ``api_app``."""
-    app = api_app.app
-    for root in app._router._roots:
-        resource = root.resource
-        if resource is not None and hasattr(resource, 'services'):
-            return resource.services
-    raise AssertionError('no resource holds the services')
-
-
 @pytest.fixture
 def run_reads(storage, monkeypatch):
     """How many times the run records were listed."""
@@ -204,7 +194,7 @@ def test_a_report_during_a_settle_is_not_overwritten(api, clock, api_app,
     coverage(api)   # the summary is made
     clock.advance(INTERVAL + 61)    # and is due again
     sched.poll()
-    services = services_of(api_app)
+    services = helpers.services_of(api_app)
     settle = services.runs._settle
     reported = []
 
@@ -228,7 +218,7 @@ def test_a_report_during_a_settle_is_not_overwritten(api, clock, api_app,
 
 def test_the_sweep_settles_purges_and_forgets(api, clock, api_app, storage,
                                               run_reads):
-    services = services_of(api_app)
+    services = helpers.services_of(api_app)
     sched = Scheduler(api, clock)
     kept, gone = sched.job(), sched.job()
     sched.poll()
@@ -261,7 +251,7 @@ def storage_scope(api):
 
 def test_the_sweep_runs_in_the_background(api, clock, api_app,
                                           monkeypatch):
-    services = services_of(api_app)
+    services = helpers.services_of(api_app)
     sweeper = services.sweeper
     swept = []
     monkeypatch.setattr(sweeper, 'interval', 0.01)
