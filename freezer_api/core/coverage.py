@@ -307,6 +307,9 @@ class HealthSweeper:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # NOTE: not the random module's shared generator: a thread drawing
+        # from it changes what other code (and Hypothesis) draws
+        self._jitter = random.SystemRandom()
 
     def ensure_running(self) -> None:
         if self.interval <= 0 or self._pid == os.getpid():
@@ -330,7 +333,7 @@ class HealthSweeper:
 
     def _run(self) -> None:
         stop = self._stop
-        while not stop.wait(self.interval * random.uniform(0.5, 1.0)):
+        while not stop.wait(self.interval * self._jitter.uniform(0.5, 1.0)):
             try:
                 self.sweep()
             except Exception:  # noqa: BLE001 - the next sweep tries again

@@ -23,7 +23,9 @@ def load(tmp_path, keystone, extra='', config_extra=''):
         tmp_path / 'freezer-api.conf',
         f'sqlite:///{tmp_path}/freezer.sqlite', auth_strategy='keystone',
         extra=keystone_fixture.keystone_config(keystone, extra=extra)
-        + config_extra)
+        + config_extra
+        # NOTE: in process, a sweep thread would outlive the test
+        + '\n[health]\nsweep_interval = 0\n')
     conf = common.load_config(['--config-file', str(config)],
                               default_files=[])
     return Client(bootstrap.load_application(conf), keystone)
