@@ -64,7 +64,7 @@ class Turns:
     def __init__(self, clients, index):
         self._clients = clients
         self._index = index
-        self._locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._locks = [threading.RLock() for _ in range(_STRIPES)]
 
     @staticmethod
     def turn_key(spot):
