@@ -65,10 +65,17 @@ ALL_OPTS = [
              'since they may have been applied: they fail with 503.'),
     cfg.IntOpt(
         'conflict_retries', default=10, min=1,
-        help='Attempts for one atomic change that loses a race against a '
-             'concurrent writer (the document changed since it was read) '
-             'before the request fails with 409. Raise it when many '
-             'schedulers update the same session at once.'),
+        help='Attempts for one atomic change whose reads turned out '
+             'stale in other ways than by a concurrent commit (which '
+             'contention_timeout bounds) before the request fails with '
+             '409.'),
+    cfg.FloatOpt(
+        'contention_timeout', default=30.0, min=0.1,
+        help='Seconds an atomic change that keeps losing to the commits of '
+             'other writers of the same document is run again, in turn '
+             'with them (across processes), before the request fails with '
+             '409; the writers of one document take turns long before '
+             'that, unless the cluster is far too slow for them.'),
     cfg.IntOpt(
         'connections_per_node', default=10, min=1,
         help='HTTP connections kept open to each node per API process. '

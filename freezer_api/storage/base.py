@@ -36,7 +36,8 @@ from freezer_api.storage.query import Query
 
 
 __all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
-           'Record', 'Attempt', 'LostRace', 'Reconnect', 'IdTaken',
+           'Record', 'Attempt', 'LostRace', 'Contended', 'Reconnect',
+           'IdTaken',
            'Transaction', 'StorageDriver', 'backoff']
 
 KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions', 'runs',
@@ -85,6 +86,22 @@ class LostRace(Exception):
     """An attempt lost a race with another writer: run the change again."""
 
 
+class Contended(LostRace):
+    """Another writer committed to a document between this attempt's read
+    and its write: the change is sound, only late. Re-runs of such a
+    change are bounded by time (``StorageDriver.contention_timeout``),
+    never by the count of attempts, so that a change without a condition
+    of its own is never refused because others write the same document.
+
+    ``spot`` names what was contended, in the engine's own terms (it comes
+    back in ``Attempt.lost_on``), or is None.
+    """
+
+    def __init__(self, spot: Any = None):
+        super().__init__()
+        self.spot = spot
+
+
 class Reconnect(LostRace):
     """The attempt's connection died before its commit: run the change once
     more, on a new connection."""
@@ -101,6 +118,11 @@ class Attempt:
     number: int         # 1 for the first
     contended: bool     # an earlier attempt of this change lost a race
     reconnected: bool   # an earlier attempt lost its connection
+    # ``Contended.spot`` of the latest attempt that lost to another
+    # writer's commit (None: none did, or it named nothing)
+    lost_on: Any = None
+    # time.monotonic() past which a contended change is given up
+    deadline: float | None = None
 
 
 class Transaction(abc.ABC):
@@ -189,10 +211,17 @@ class StorageDriver(abc.ABC):
 
     # How many attempts a change gets before ``atomic`` gives up, and the
     # backoff between them (seconds; see ``backoff``). Engines set these
-    # from their configuration.
+    # from their configuration. A change that keeps losing to other
+    # writers' commits (``Contended``) is run again for up to
+    # ``contention_timeout`` seconds instead, however many attempts that
+    # takes.
     max_attempts = 3
     backoff_base = 0.005
     backoff_cap = 0.2
+    contention_timeout = 30.0
+    # True for an engine that re-runs a contended change only in its turn
+    # with the other writers (``Attempt.lost_on``): no backoff before it.
+    waits_in_turn = False
 
     def __init__(self, conf):
         self.conf = conf
@@ -264,30 +293,48 @@ class StorageDriver(abc.ABC):
                    rerun_on_collision: bool = True) -> T:
         """The retry loop of every engine: ``attempt`` until one commits.
 
-        An attempt that lost a race is run again after a backoff, at most
-        ``max_attempts`` times in all. One whose connection died is run
-        once more at once. One whose insert found its id taken is run once
-        more (when ``rerun_on_collision`` and the engine can lose such a
-        race): the id may have been taken by a racing writer, and the
-        re-run sees the winner; a second collision goes through.
+        An attempt that lost a race is run again after a backoff: while
+        it lost to another writer's commit (``Contended``), until
+        ``contention_timeout`` seconds after the first such loss; any
+        other lost race counts, at most ``max_attempts`` such losses.
+        One whose connection died is run once more at once. One whose
+        insert found its id taken is run once more (when
+        ``rerun_on_collision`` and the engine can lose such a race): the
+        id may have been taken by a racing writer, and the re-run sees the
+        winner; a second collision goes through.
         """
-        number = 0
+        number = lost = 0
         collided = contended = reconnected = False
+        lost_on = deadline = None
         while True:
             number += 1
             try:
                 return self.attempt(
-                    change, Attempt(number, contended, reconnected))
+                    change, Attempt(number, contended, reconnected,
+                                    lost_on, deadline))
             except Reconnect:
                 reconnected = True
+            except Contended as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.contention_timeout
+                if now >= deadline:
+                    LOG.warning('Change still losing to other writers after '
+                                '%d attempts in %.0f s', number,
+                                self.contention_timeout)
+                    raise self._gave_up() from None
+                contended = True
+                lost_on = exc.spot
+                if not self.waits_in_turn:
+                    backoff(number, self.backoff_base, self.backoff_cap)
             except LostRace:
-                if number >= self.max_attempts:
+                lost += 1
+                if lost >= self.max_attempts:
                     LOG.warning('Change still conflicting after %d attempts',
                                 number)
-                    raise errors.Conflict(
-                        'the change kept conflicting with concurrent '
-                        'writers; try again') from None
+                    raise self._gave_up() from None
                 contended = True
+                lost_on = None
                 backoff(number, self.backoff_base, self.backoff_cap)
             except IdTaken:
                 if (collided or not rerun_on_collision
@@ -295,6 +342,11 @@ class StorageDriver(abc.ABC):
                         or number >= self.max_attempts):
                     raise
                 collided = True
+
+    @staticmethod
+    def _gave_up() -> errors.Conflict:
+        return errors.Conflict('the change kept conflicting with concurrent '
+                               'writers; try again')
 
     @property
     def races_on_insert(self) -> bool:
@@ -420,6 +472,6 @@ class StorageDriver(abc.ABC):
 def backoff(attempt: int, base: float, cap: float) -> None:
     """Sleep before re-running a change that lost a race: a random part of
     ``base`` doubled per attempt, at most ``cap`` seconds (full jitter)."""
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    ceiling = min(cap, base * (2 ** (min(attempt, 32) - 1)))
     # jitter between retries, not a secret
     time.sleep(random.uniform(0, ceiling))  # nosec B311

@@ -15,11 +15,13 @@ from freezer_api.storage.base import Scope
 from freezer_api.storage.elasticsearch import driver as es_driver
 from freezer_api.storage.elasticsearch import journal as es_journal
 from freezer_api.storage.elasticsearch import mappings
+from freezer_api.storage.elasticsearch import turns as es_turns
 from freezer_api.storage.query import Query
 from freezer_api.storage.query import Term
 from tests.fixtures import elasticsearch as es_fixture
 
 from . import contract
+from .threads import run_in_threads
 
 pytestmark = pytest.mark.elasticsearch
 
@@ -383,6 +385,99 @@ class TestElasticsearch(contract.StorageContract,
         b = driver.get('sessions', 'b', contract.ALL)
         assert a.doc == {'n': 10} and a.version == 2
         assert b.doc == {'n': 11} and b.version == 3
+
+    # -- turns of contended writers (issue 17) --------------------------------
+
+    @staticmethod
+    def _turn_docs(backend):
+        base_url = f'{backend.server.url}/{backend.index}'
+        requests.post(f'{base_url}/_refresh', timeout=30)
+        found = requests.post(f'{base_url}/_search', json={
+            'query': {'term': {'kind': es_turns.TURN}}}, timeout=30).json()
+        return [hit['_source'] for hit in found['hits']['hits']]
+
+    @staticmethod
+    def _hold_turn(driver, spot, until):
+        """A turn document on ``spot`` as a writer elsewhere left it."""
+        key = es_turns.Turns.turn_key(spot)
+        driver.writer.create(index=driver._index, id=key, refresh='true',
+                             document={
+                                 'kind': es_turns.TURN, 'key': key,
+                                 'id': key.partition('/')[2],
+                                 'project_id': '', 'user_id': '',
+                                 'version': 1, 'created_at': 1,
+                                 'doc': {'host': 'elsewhere', 'pid': 1,
+                                         'until': until}})
+        return key
+
+    @staticmethod
+    def _losing_once(other, runs):
+        """A change that overwrites the job 'j', whose first run loses to
+        a commit of ``other``."""
+        def change(txn):
+            runs.append(1)
+            record = txn.get('jobs', 'j', Scope(contract.P1))
+            if len(runs) == 1:
+                other.atomic(contract.overwrite(
+                    'jobs', 'j', Scope(contract.P1), {'by': 'other'}))
+            return txn.update(record, {'by': 'change', 'run': len(runs)})
+        return change
+
+    def test_contended_writers_leave_no_turn_behind(self, backend, driver):
+        contract.add(driver, 'jobs', 'j', doc={'n': 0})
+        drivers = [backend.make_driver(conflict_retries=1)
+                   for _ in range(2)]
+
+        def work(index):
+            for n in range(10):
+                drivers[index % 2].atomic(contract.overwrite(
+                    'jobs', 'j', Scope(contract.P1), {'n': n}))
+
+        try:
+            failures = run_in_threads(6, work)
+        finally:
+            for d in drivers:
+                d.close()
+        assert failures == []
+        assert driver.get('jobs', 'j', contract.ALL).version == 61
+        assert self._turn_docs(backend) == []
+
+    def test_a_turn_held_past_its_lease_is_taken_over(self, backend,
+                                                      driver):
+        contract.add(driver, 'jobs', 'j', doc={})
+        self._hold_turn(driver, es_driver.doc_key('jobs', None, 'j'),
+                        until=time.time() - 1)
+        other = backend.make_driver()
+        runs = []
+        try:
+            result = driver.atomic(self._losing_once(other, runs))
+        finally:
+            other.close()
+        assert len(runs) == 2
+        assert result.doc == {'by': 'change', 'run': 2}
+        assert driver.get('jobs', 'j', contract.ALL) == result
+        assert self._turn_docs(backend) == []
+
+    def test_a_writer_past_its_deadline_goes_on_without_its_turn(
+            self, backend):
+        backend.reset()
+        driver = backend.make_driver(contention_timeout=0.5)
+        other = backend.make_driver()
+        try:
+            driver.upgrade_schema()
+            contract.add(driver, 'jobs', 'j', doc={})
+            # held by a live writer that never gives it back
+            key = self._hold_turn(driver,
+                                  es_driver.doc_key('jobs', None, 'j'),
+                                  until=time.time() + 3600)
+            runs = []
+            result = driver.atomic(self._losing_once(other, runs))
+        finally:
+            other.close()
+            driver.close()
+        assert len(runs) == 2
+        assert result.doc == {'by': 'change', 'run': 2}
+        assert [t['key'] for t in self._turn_docs(backend)] == [key]
 
     def test_stored_source_is_the_document(self, backend, driver):
         contract.add(driver, 'jobs', 'j', doc={'job_id': 'j', 'x': [1]})

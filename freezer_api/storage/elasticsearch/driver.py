@@ -30,9 +30,11 @@ Transactions
     sees them. When the change returns, the journal applies the writes,
     each conditional on the sequence number that was read (see
     ``journal``). A change that lost a race runs again after a short random
-    pause (``run_atomic``), up to ``conflict_retries`` times. Every process
-    looks for interrupted changes at its first change, then at most every
-    few seconds.
+    pause (``run_atomic``): one that lost to another writer's commit runs
+    in turn with the other writers that did, in any process (``turns``),
+    for up to ``contention_timeout`` seconds; any other, up to
+    ``conflict_retries`` times. Every process looks for interrupted
+    changes at its first change, then at most every few seconds.
 """
 
 import copy
@@ -50,6 +52,7 @@ from freezer_api.storage.elasticsearch import documents
 from freezer_api.storage.elasticsearch import failures
 from freezer_api.storage.elasticsearch import journal as journal_module
 from freezer_api.storage.elasticsearch import mappings
+from freezer_api.storage.elasticsearch import turns as turns_module
 
 __all__ = ['ElasticsearchDriver', 'doc_key']
 
@@ -61,11 +64,6 @@ doc_key = documents.doc_key
 # Elasticsearch's default index.max_result_window: deeper pages are read
 # with search_after.
 _RESULT_WINDOW = 10_000
-
-# Re-runs of changes that lost a race take turns within a process, so that
-# contention from threads of one process does not starve them; processes
-# still race optimistically.
-_CONTENDED = threading.RLock()
 
 
 class _Transaction(audit.TransactionAudit, base.Transaction):
@@ -183,6 +181,7 @@ class ElasticsearchDriver(audit.DriverAudit, base.StorageDriver):
 
     backoff_base = 0.01
     backoff_cap = 0.25
+    waits_in_turn = True
 
     def __init__(self, conf):
         super().__init__(conf)
@@ -190,6 +189,7 @@ class ElasticsearchDriver(audit.DriverAudit, base.StorageDriver):
         self._index = opts.index
         self._concrete = f'{opts.index}-v{mappings.SCHEMA_VERSION}'
         self.max_attempts = opts.conflict_retries
+        self.contention_timeout = opts.contention_timeout
         self._refresh = opts.refresh
         self._timeout = opts.timeout
         self._query_timeout = opts.query_timeout
@@ -198,6 +198,7 @@ class ElasticsearchDriver(audit.DriverAudit, base.StorageDriver):
         self._pid = None
         self.journal = journal_module.Journal(self, self._get_raw,
                                               self._index, self._refresh)
+        self.turns = turns_module.Turns(self, self._index)
         # NOTE: the client logs every request at INFO and each retry as a
         # warning with a traceback; this driver logs one line per failure
         # itself. Keep theirs for debugging, unless the operator set a
@@ -446,10 +447,12 @@ class ElasticsearchDriver(audit.DriverAudit, base.StorageDriver):
         return super().atomic(change)
 
     def attempt(self, change, attempt):
-        if attempt.contended:
-            with _CONTENDED:
-                return self._attempt(change)
-        return self._attempt(change)
+        if attempt.lost_on is None:
+            return self._attempt(change)
+        # Lost to another writer's commit: run again in turn with the
+        # other writers that did (see ``turns``).
+        with self.turns.turn(attempt.lost_on, attempt.deadline):
+            return self._attempt(change)
 
     def _attempt(self, change):
         txn = _Transaction(self)

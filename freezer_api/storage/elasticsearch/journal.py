@@ -113,6 +113,12 @@ BULK_CHUNK = 500
 _HOSTNAME = socket.gethostname()
 
 
+def _chain(audit_key):
+    """What a change that lost the race for a ``seq`` of a project's audit
+    chain contended for: the chain (the record's key without its seq)."""
+    return audit_key.rpartition('/')[0]
+
+
 class Entry:
     """What a change knows of one document."""
 
@@ -195,8 +201,9 @@ class Journal:
         """Apply a change's writes: ``conditional`` (key, Entry) of
         documents that existed, in ``_id`` order; ``creates`` of new ones.
 
-        :raises LostRace: a conditional write found its document changed
-            (the writes applied were undone).
+        :raises Contended: a conditional write found its document changed,
+            or a record's seq taken in the audit chain (the writes applied
+            were undone).
         :raises IdTaken: a create found its id taken (same).
         :raises StorageError: the change was not acknowledged.
         """
@@ -338,7 +345,7 @@ class Journal:
             if failures.is_version_conflict(exc) or (
                     entry.current is None and failures.status(exc) == 404):
                 LOG.debug('Change lost a race on %s', key)
-                raise base.LostRace() from None
+                raise base.Contended(key) from None
             raise
         LOG.debug('Wrote %s', key)
         return key, entry, (response['_seq_no'], response['_primary_term'])
@@ -358,7 +365,7 @@ class Journal:
                     refresh=refresh, require_alias=True)
             except elasticsearch.ConflictError:
                 if entry.current.kind == audit.AUDIT_KIND:  # seq taken
-                    raise base.LostRace() from None
+                    raise base.Contended(_chain(key)) from None
                 raise base.IdTaken(f'{entry.current.kind} '
                                    f'{entry.current.id!r} already exists') \
                     from None
@@ -375,7 +382,7 @@ class Journal:
             response = writer.bulk(
                 index=self._index, operations=operations,
                 refresh=refresh if last else 'false', require_alias=True)
-            collision = None
+            collision = collision_key = None
             failure = None
             for (key, entry), item in zip(chunk, response['items']):
                 result = item.get('create', {})
@@ -384,14 +391,14 @@ class Journal:
                     applied.append((key, entry, (result['_seq_no'],
                                                  result['_primary_term'])))
                 elif status == 409:
-                    collision = entry.current
+                    collision, collision_key = entry.current, key
                 else:
                     failure = result
             if failure is not None:
                 raise failures.bulk_item_error(failure)
             if collision is not None:
                 if collision.kind == audit.AUDIT_KIND:  # seq taken
-                    raise base.LostRace()
+                    raise base.Contended(_chain(collision_key))
                 raise base.IdTaken(f'{collision.kind} {collision.id!r} '
                                    'already exists')
 
