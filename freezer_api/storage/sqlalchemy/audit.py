@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from freezer_api.storage import base
 from freezer_api.storage.sqlalchemy import models
@@ -85,7 +86,34 @@ def _insert_statement():
 
 
 def _dumps(record):
+    # a record sealed by core.audit brings its JSON, made for its hash
+    text = getattr(record, 'text', None)
+    if text is not None:
+        return text
     return json.dumps(record, separators=(',', ':'), ensure_ascii=False)
+
+
+def _execute(driver, conn, sql, params, many=False):
+    """Run a prepared audit statement in the transaction of ``conn``;
+    the DB-API cursor (its ``rowcount`` read).
+
+    PERF: on SQLite straight on the DB-API connection: through
+    ``exec_driver_sql`` each of the two statements of an audited write
+    cost about 15 us of CPU, through the DB-API one 3 us (the write is
+    1 to 1.3 ms in process). Its errors are wrapped as SQLAlchemy would,
+    for ``_guard`` to translate. Server databases go through SQLAlchemy,
+    which also notices and discards dead connections.
+    """
+    if not driver._sqlite:
+        result = conn.exec_driver_sql(sql, params)
+        return result.rowcount
+    raw = conn.connection.driver_connection
+    error = driver._engine.dialect.loaded_dbapi.Error
+    try:
+        cursor = (raw.executemany if many else raw.execute)(sql, params)
+    except error as exc:
+        raise sa_exc.DBAPIError.instance(sql, params, exc, error) from exc
+    return cursor.rowcount
 
 
 class TransactionAudit:
@@ -122,8 +150,10 @@ class TransactionAudit:
                 'project_id': project_id, 'seq': record['seq'],
                 'at': record['at'], 'record': _dumps(record)})
                 for record in sealed]
-            conn.exec_driver_sql(prepared.sql,
-                                 rows[0] if len(rows) == 1 else rows)
+            if len(rows) == 1:
+                _execute(driver, conn, prepared.sql, rows[0])
+            else:
+                _execute(driver, conn, prepared.sql, rows, many=True)
         # NOTE: remembered before the commit; if it fails, the hash in the
         # condition makes this head match nothing next time.
         heads[project_id] = (sealed[-1]['seq'], sealed[-1]['hash'])
@@ -133,9 +163,9 @@ class TransactionAudit:
 def _advance(driver, conn, project_id, old, new):
     prepared = driver._statements.prepared(('audit', 'advance'),
                                            _advance_statement)
-    return conn.exec_driver_sql(prepared.sql, prepared.parameters({
+    return _execute(driver, conn, prepared.sql, prepared.parameters({
         'p': project_id, 'old_seq': old[0], 'old_hash': old[1],
-        'new_seq': new['seq'], 'new_hash': new['hash']})).rowcount == 1
+        'new_seq': new['seq'], 'new_hash': new['hash']})) == 1
 
 
 def _append_after_read(driver, conn, project_id, entries, seal):
@@ -172,14 +202,9 @@ class DriverAudit:
     _read: Any
     _engine: Any
     atomic: Any
-
-    @property
-    def _audit_heads(self):
-        # project -> (seq, hash) this process last appended
-        heads = self.__dict__.get('_audit_head_cache')
-        if heads is None:
-            heads = self.__dict__.setdefault('_audit_head_cache', {})
-        return heads
+    # project -> (seq, hash) this process last appended; set once by
+    # the driver (it was a property that looked itself up twice a write)
+    _audit_heads: dict
 
     def list_audit(self, project_id, since, until, limit, offset):
         table = audit_records
