@@ -25,6 +25,10 @@ the rounds (wall clock is disturbed by fsync and the other work on the
 machine), and the cost against ``bare``: the ratio of the medians and
 the middle half of the rounds' ratios.
 
+``--writers N`` makes the operations take turns over N drivers of the
+store, as N API processes (each keeps its own caches, the audit chain
+head among them).
+
 ``--profile SIDE`` instead runs each scenario ``--ops`` times on that
 side under cProfile and prints where the time goes.
 
@@ -112,18 +116,22 @@ def _features(audit, metrics, ledger):
         yield
 
 
-def make_clients(workdir, sides):
-    """A test client per side, all over one driver."""
-    driver = storage.load_driver(make_conf(workdir))
+def make_clients(workdir, sides, writers=1):
+    """Per side, ``writers`` test clients over as many drivers of one
+    store (as many API processes)."""
+    drivers = [storage.load_driver(make_conf(workdir))
+               for _ in range(writers)]
     clients = {}
     for side in sides:
         audit, metrics, ledger = SIDES[side]
         conf = make_conf(workdir, metrics)
-        with _features(audit, metrics, ledger):
-            app = app_module.create_app(conf, driver)
-        clients[side] = falcon.testing.TestClient(
-            context.NoAuthMiddleware(app, conf))
-    return clients, driver
+        clients[side] = []
+        for driver in drivers:
+            with _features(audit, metrics, ledger):
+                app = app_module.create_app(conf, driver)
+            clients[side].append(falcon.testing.TestClient(
+                context.NoAuthMiddleware(app, conf)))
+    return clients, drivers
 
 
 def call(client, method, path, body=None):
@@ -184,11 +192,11 @@ def measure(clients, runs, rounds, ops):
             order.reverse()
         for name, run in runs.items():
             for side in order:
-                client = clients[side]
-                run(client)  # warm
+                writers = clients[side]
+                run(writers[-1])  # warm
                 start_cpu = time.process_time()
-                for _ in range(ops):
-                    run(client)
+                for number in range(ops):
+                    run(writers[number % len(writers)])
                 used = time.process_time() - start_cpu
                 cpu[(name, side)].append(used / ops * 1e6)
     return cpu
@@ -213,14 +221,14 @@ def report(cpu, runs, sides):
 
 
 def profile(clients, runs, side, ops, top):
-    client = clients[side]
+    writers = clients[side]
     for name, run in runs.items():
-        for _ in range(ops // 5 + 1):
-            run(client)  # warm
+        for number in range(ops // 5 + 1):
+            run(writers[number % len(writers)])  # warm
         profiler = cProfile.Profile()
         profiler.enable()
-        for _ in range(ops):
-            run(client)
+        for number in range(ops):
+            run(writers[number % len(writers)])
         profiler.disable()
         print(f'== {name} on {side}, {ops} operations')
         stats = pstats.Stats(profiler)
@@ -237,21 +245,25 @@ def main(argv=None):
                         help='profile the scenarios on this side instead')
     parser.add_argument('--top', type=int, default=30,
                         help='functions printed per profile')
+    parser.add_argument('--writers', type=int, default=1,
+                        help='drivers over the store, taking turns per '
+                             'operation (as API processes do)')
     args = parser.parse_args(argv)
     sides = [args.profile] if args.profile else args.sides
     with tempfile.TemporaryDirectory() as workdir:
-        clients, driver = make_clients(workdir, sides)
+        clients, drivers = make_clients(workdir, sides, args.writers)
         try:
-            runs = scenarios(*setup(clients[sides[0]]))
+            runs = scenarios(*setup(clients[sides[0]][0]))
             if args.profile:
                 profile(clients, runs, args.profile, args.ops, args.top)
                 return
             cpu = measure(clients, runs, args.rounds, args.ops)
             print(f'CPU per operation, medians of {args.rounds} rounds of '
-                  f'{args.ops}, against bare')
+                  f'{args.ops}, {args.writers} writer(s), against bare')
             report(cpu, runs, sides)
         finally:
-            driver.close()
+            for driver in drivers:
+                driver.close()
 
 
 if __name__ == '__main__':
