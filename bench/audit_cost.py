@@ -1,32 +1,65 @@
-"""What the audit trail costs a write: A/B in one process, interleaved.
+"""What the audit trail, the metrics and the run ledger cost a write.
 
-``python -m bench.audit_cost [--rounds N] [--ops N]`` builds the API over a
-fresh SQLite store (the real driver, WAL, fsync as configured) and times
-the write scenarios of ``bench.run`` -- create backup, PATCH job, session
-cycle (start then end) -- with the audit trail on (A) and off (B: the
-request binds no actor, so nothing is recorded), the sides taking turns
-in every round. In process there is no HTTP, so the relative cost printed
-is an upper bound of what a client sees. Prints per scenario the median
-microseconds per operation of each side over the rounds, wall clock and
-this process's CPU (less disturbed by other work on the machine), and the
-overhead.
+``python -m bench.audit_cost [--rounds N] [--ops N] [--sides ...]``
+builds the API several times over one fresh SQLite store (the real
+driver, WAL, fsync as configured), once per *side*: a set of features
+on, the others off as if they had never been merged --
+
+``bare``
+    no audit trail (the storage is not wrapped, no actor middleware),
+    no metrics middleware, no run ledger;
+``audit``, ``metrics``, ``ledger``
+    that feature alone;
+``audit+metrics``
+    the two the issue budgets (at most 10 % of a write), together;
+``all``
+    everything (metrics are off by default in a deployment).
+
+It times the write scenarios of ``bench.run`` -- create backup, PATCH job,
+session cycle (start then end) -- on every side, the sides taking turns
+in every round in a rotating order. In process there is no HTTP, so the
+relative cost printed is an upper bound of what a client sees; no scrape
+is made (``bench.metrics`` measures scrapes). Printed per scenario and
+side: the median microseconds of this process's CPU per operation over
+the rounds (wall clock is disturbed by fsync and the other work on the
+machine), and the cost against ``bare``: the ratio of the medians and
+the middle half of the rounds' ratios.
+
+``--writers N`` makes the operations take turns over N drivers of the
+store, as N API processes (each keeps its own caches, the audit chain
+head among them).
+
+``--profile SIDE`` instead runs each scenario ``--ops`` times on that
+side under cProfile and prints where the time goes.
+
+Run against an older tree (``PYTHONPATH=<tree> python bench/audit_cost.py
+--sides bare``), only ``bare`` needs nothing this tree added.
 """
 
 import argparse
 import contextlib
+import cProfile
 import json
+import os
+import pstats
 import statistics
+import sys
 import tempfile
 import time
+from unittest import mock
 
-import falcon.testing
-from oslo_config import cfg
+if __package__ in (None, ''):
+    # run as a file (against another tree on PYTHONPATH)
+    sys.path.append(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
 
-from freezer_api import conf as conf_pkg
-from freezer_api import storage
-from freezer_api.api import app as app_module
-from freezer_api.api import audit as audit_api
-from freezer_api.api import context
+import falcon.testing  # noqa: E402
+from oslo_config import cfg  # noqa: E402
+
+from freezer_api import conf as conf_pkg  # noqa: E402
+from freezer_api import storage  # noqa: E402
+from freezer_api.api import app as app_module  # noqa: E402
+from freezer_api.api import context  # noqa: E402
 
 PROJECT = 'bench-project'
 HEADERS = {'X-User-Id': 'bench', 'X-Project-Id': PROJECT,
@@ -35,9 +68,18 @@ BACKUP = {'container': 'c', 'hostname': 'node1', 'backup_name': 'nightly',
           'curr_backup_level': 0, 'fs_real_path': '/var/lib/mysql',
           'client_os': 'linux', 'time_stamp': 1700000000, 'mode': 'fs',
           'path_to_backup': '/var/lib/mysql', 'storage': 'swift'}
+# side -> (audit, metrics, ledger)
+SIDES = {
+    'bare': (False, False, False),
+    'audit': (True, False, False),
+    'metrics': (False, True, False),
+    'audit+metrics': (True, True, False),
+    'ledger': (False, False, True),
+    'all': (True, True, True),
+}
 
 
-def make_app(workdir):
+def make_conf(workdir, metrics=False):
     conf = cfg.ConfigOpts()
     conf_pkg.configure(conf)
     conf([], project='freezer-api', default_config_files=[])
@@ -45,9 +87,51 @@ def make_app(workdir):
     conf.set_override('auth_strategy', 'noauth')
     conf.set_override('connection', f'sqlite:///{workdir}/bench.sqlite',
                       group='database')
-    driver = storage.load_driver(conf)
-    return falcon.testing.TestClient(context.NoAuthMiddleware(
-        app_module.create_app(conf, driver), conf)), driver
+    if metrics:
+        conf.set_override('enabled', True, group='metrics')
+    return conf
+
+
+class _Nothing:
+    """A middleware in place of one taken out (falcon wants a method)."""
+
+    def process_request(self, req, resp):
+        pass
+
+
+@contextlib.contextmanager
+def _features(audit, metrics, ledger):
+    """While building an app: take out the features that are off."""
+    with contextlib.ExitStack() as stack:
+        if not audit and hasattr(app_module, 'audit_api'):
+            stack.enter_context(mock.patch.object(
+                app_module.audit, 'AuditedStorage',
+                lambda driver, **kwargs: driver))
+            stack.enter_context(mock.patch.object(
+                app_module.audit_api, 'AuditActor', _Nothing))
+        if not ledger and hasattr(app_module, 'health_settings'):
+            from freezer_api.core import service
+            stack.enter_context(mock.patch.object(
+                service, 'RunLedger', lambda *args: None))
+        yield
+
+
+def make_clients(workdir, sides, writers=1):
+    """Per side, ``writers`` test clients over as many drivers of one
+    store (as many API processes)."""
+    drivers = [storage.load_driver(make_conf(workdir))
+               for _ in range(writers)]
+    clients = {}
+    for side in sides:
+        audit, metrics, ledger = SIDES[side]
+        conf = make_conf(workdir, metrics)
+        clients[side] = []
+        for driver in drivers:
+            with _features(audit, metrics, ledger):
+                app = app_module.create_app(conf, driver)
+            clients[side].append(falcon.testing.TestClient(
+                context.NoAuthMiddleware(app, conf)))
+    return clients, drivers
 
 
 def call(client, method, path, body=None):
@@ -73,19 +157,23 @@ def setup(client):
     return job, session
 
 
-def scenarios(client, job, session):
+def scenarios(job, session):
+    """name -> run(client): one operation of the scenario."""
     turn = iter(range(10 ** 9))
     tag = [0]
 
-    def create_backup():
-        call(client, 'POST', '/backups', BACKUP)
+    # as an agent posts it (and as bench.run does): naming its job
+    backup = dict(BACKUP, job_id=job)
 
-    def patch_job():
+    def create_backup(client):
+        call(client, 'POST', '/backups', backup)
+
+    def patch_job(client):
         call(client, 'PATCH', f'/jobs/{job}', {'job_schedule': {
             'status': 'scheduled', 'result': 'success',
             'current_pid': next(turn)}})
 
-    def session_cycle():
+    def session_cycle(client):
         started = call(client, 'POST', f'/sessions/{session}/action', {
             'start': {'job_id': job, 'current_tag': tag[0]}})
         tag[0] = started['session_tag']
@@ -97,60 +185,88 @@ def scenarios(client, job, session):
             'session_cycle': session_cycle}
 
 
-@contextlib.contextmanager
-def audit_off():
-    original = audit_api.AuditActor.process_resource
-    audit_api.AuditActor.process_resource = lambda *args: None
-    try:
-        yield
-    finally:
-        audit_api.AuditActor.process_resource = original
+def measure(clients, runs, rounds, ops):
+    """(scenario, side) -> [CPU us per op, one per round]."""
+    sides = list(clients)
+    cpu = {(name, side): [] for name in runs for side in sides}
+    for number in range(rounds):
+        order = sides[number % len(sides):] + sides[:number % len(sides)]
+        if number // len(sides) % 2:
+            order.reverse()
+        for name, run in runs.items():
+            for side in order:
+                writers = clients[side]
+                run(writers[-1])  # warm
+                start_cpu = time.process_time()
+                for number in range(ops):
+                    run(writers[number % len(writers)])
+                used = time.process_time() - start_cpu
+                cpu[(name, side)].append(used / ops * 1e6)
+    return cpu
+
+
+def report(cpu, runs, sides):
+    for name in runs:
+        print(name)
+        base = cpu.get((name, 'bare'))
+        base_median = statistics.median(base) if base else None
+        for side in sides:
+            values = cpu[(name, side)]
+            median = statistics.median(values)
+            line = f'  {side:14} CPU {median:6.0f} us'
+            if base and side != 'bare':
+                ratios = [a / b - 1 for a, b in zip(values, base)]
+                low, _, high = statistics.quantiles(ratios, n=4)
+                line += (f'  {100 * (median / base_median - 1):+6.1f}%'
+                         f'  (rounds\' middle half {100 * low:+.1f}% .. '
+                         f'{100 * high:+.1f}%)')
+            print(line)
+
+
+def profile(clients, runs, side, ops, top):
+    writers = clients[side]
+    for name, run in runs.items():
+        for number in range(ops // 5 + 1):
+            run(writers[number % len(writers)])  # warm
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for number in range(ops):
+            run(writers[number % len(writers)])
+        profiler.disable()
+        print(f'== {name} on {side}, {ops} operations')
+        stats = pstats.Stats(profiler)
+        stats.sort_stats('tottime').print_stats(top)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rounds', type=int, default=40)
     parser.add_argument('--ops', type=int, default=25)
+    parser.add_argument('--sides', nargs='+', choices=list(SIDES),
+                        default=list(SIDES))
+    parser.add_argument('--profile', choices=list(SIDES),
+                        help='profile the scenarios on this side instead')
+    parser.add_argument('--top', type=int, default=30,
+                        help='functions printed per profile')
+    parser.add_argument('--writers', type=int, default=1,
+                        help='drivers over the store, taking turns per '
+                             'operation (as API processes do)')
     args = parser.parse_args(argv)
+    sides = [args.profile] if args.profile else args.sides
     with tempfile.TemporaryDirectory() as workdir:
-        client, driver = make_app(workdir)
+        clients, drivers = make_clients(workdir, sides, args.writers)
         try:
-            runs = scenarios(client, *setup(client))
-            times = {(name, side): [] for name in runs
-                     for side in ('on', 'off')}
-            cpu = {key: [] for key in times}
-            for number in range(args.rounds):
-                sides = ('on', 'off') if number % 2 else ('off', 'on')
-                for name, run in runs.items():
-                    for side in sides:
-                        with (audit_off() if side == 'off'
-                              else contextlib.nullcontext()):
-                            run()  # warm
-                            start = time.perf_counter()
-                            start_cpu = time.process_time()
-                            for _ in range(args.ops):
-                                run()
-                            elapsed = time.perf_counter() - start
-                            used = time.process_time() - start_cpu
-                        times[(name, side)].append(
-                            elapsed / args.ops * 1e6)
-                        cpu[(name, side)].append(used / args.ops * 1e6)
-            for name in runs:
-                on = statistics.median(times[(name, 'on')])
-                off = statistics.median(times[(name, 'off')])
-                ratios = sorted(a / b - 1 for a, b in zip(
-                    times[(name, 'on')], times[(name, 'off')]))
-                cpu_on = statistics.median(cpu[(name, 'on')])
-                cpu_off = statistics.median(cpu[(name, 'off')])
-                quartiles = statistics.quantiles(ratios, n=4)
-                print(f'{name:14} wall: off {off:6.0f} us, on {on:6.0f} us'
-                      f' ({100 * (on / off - 1):+5.1f}%, rounds\' middle '
-                      f'half {100 * quartiles[0]:+.1f}% .. '
-                      f'{100 * quartiles[2]:+.1f}%); CPU: off '
-                      f'{cpu_off:5.0f} us, on {cpu_on:5.0f} us '
-                      f'({100 * (cpu_on / cpu_off - 1):+5.1f}%)')
+            runs = scenarios(*setup(clients[sides[0]][0]))
+            if args.profile:
+                profile(clients, runs, args.profile, args.ops, args.top)
+                return
+            cpu = measure(clients, runs, args.rounds, args.ops)
+            print(f'CPU per operation, medians of {args.rounds} rounds of '
+                  f'{args.ops}, {args.writers} writer(s), against bare')
+            report(cpu, runs, sides)
         finally:
-            driver.close()
+            for driver in drivers:
+                driver.close()
 
 
 if __name__ == '__main__':

@@ -35,8 +35,8 @@ import datetime
 import hashlib
 import json
 import math
+import os
 import time
-import uuid
 from typing import Any
 
 from freezer_api.core.errors import InvalidInput
@@ -101,9 +101,14 @@ def current_actor() -> Actor | None:
 def canonical(record: dict) -> bytes:
     """The bytes a record's hash covers: its JSON without ``hash``, keys
     sorted, no spaces, non-ASCII escaped (the same on every engine)."""
-    body = {k: v for k, v in record.items() if k != 'hash'}
-    return json.dumps(body, sort_keys=True, separators=(',', ':'),
-                      ensure_ascii=True).encode('ascii')
+    if 'hash' in record:
+        record = {k: v for k, v in record.items() if k != 'hash'}
+    return _canonical_text(record).encode('ascii')
+
+
+# PERF: one encoder, made once (json.dumps builds one per call).
+_canonical_text = json.JSONEncoder(
+    sort_keys=True, separators=(',', ':'), ensure_ascii=True).encode
 
 
 def record_hash(record: dict) -> str:
@@ -114,16 +119,32 @@ def record_hash(record: dict) -> str:
     return digest.hexdigest()
 
 
+class SealedRecord(dict):
+    """A sealed record; ``text`` is its JSON, made while it was hashed
+    (the canonical form plus ``hash``), which an engine may store as is
+    rather than encode the record again."""
+
+    __slots__ = ('text',)
+
+
 def seal(entries: list[dict], prev_seq: int, prev_hash: str) -> list[dict]:
     """Chain ``entries`` (records without seq/prev_hash/hash) after the
-    head ``(prev_seq, prev_hash)``; return the sealed records.
+    head ``(prev_seq, prev_hash)``; return the sealed records
+    (``SealedRecord``).
 
     Engines call this with the head they hold, inside the transaction.
     """
     sealed = []
     for number, entry in enumerate(entries, start=prev_seq + 1):
-        record = dict(entry, seq=number, prev_hash=prev_hash)
-        record['hash'] = prev_hash = record_hash(record)
+        record = SealedRecord(entry, seq=number, prev_hash=prev_hash)
+        # PERF: the canonical JSON is made once, for the hash and the
+        # stored text; the record has no hash yet, nothing to leave out.
+        text = _canonical_text(record)
+        record['hash'] = prev_hash = hashlib.sha256(
+            f'{prev_hash}\n{text}'.encode('ascii')).hexdigest()
+        # NOTE: the keys of the body are sorted and not empty: ``hash``
+        # goes last, after a comma.
+        record.text = f'{text[:-1]},"hash":"{prev_hash}"}}'
         sealed.append(record)
     return sealed
 
@@ -145,13 +166,26 @@ def changed_fields(old: Any, new: Any, prefix: str = '') -> list[str]:
     return []
 
 
+# the version and variant bits of a random (version 4) UUID
+_UUID4_KEEP = (1 << 128) - 1 ^ (0xF000 << 64) ^ (0xC000 << 48)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_record_id() -> str:
+    """A random UUID (version 4) in hex, as ``uuid.uuid4().hex``.
+
+    PERF: without building a UUID object, half the time."""
+    number = int.from_bytes(os.urandom(16), 'big')
+    return f'{number & _UUID4_KEEP | _UUID4_SET:032x}'
+
+
 def entry_for(actor: Actor, at: int, operation: str, kind: str,
               doc_id: str, project_id: str, version: int | None,
               old: dict | None, new: dict | None) -> dict:
     """The audit record (unsealed) of one document write."""
     fields = changed_fields(old or {}, new or {})
     entry = {
-        'id': uuid.uuid4().hex,
+        'id': new_record_id(),
         'project_id': project_id,
         'at': at,
         'user_id': actor.user_id,

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from freezer_api.core import audit
 from freezer_api.storage import base
 from freezer_api.storage import errors
 from freezer_api.storage.sqlalchemy import driver as sql_driver
@@ -256,3 +257,27 @@ def test_writers_of_two_drivers_take_turns(tmp_path):
 def _everything():
     from freezer_api.storage import query
     return query.Query()
+
+
+def _append(driver, at):
+    return driver.atomic(lambda txn: txn.append_audit(
+        'p', [{'id': f'e{at}', 'project_id': 'p', 'at': at}], audit.seal))
+
+
+def test_audit_write_error_on_the_dbapi_path_is_translated(driver):
+    # The audit statements run on the DB-API connection (PERF): its
+    # errors must still become storage errors, and roll the change back.
+    first, second = _append(driver, 1)[0], _append(driver, 2)[0]
+    with driver._engine.begin() as conn:  # the head falls behind
+        conn.exec_driver_sql(
+            'UPDATE audit_heads SET seq = 1, hash = ?', (first['hash'],))
+    with pytest.raises(errors.Unavailable):
+        _append(driver, 3)  # seq 2 again: a duplicate key
+    assert driver.audit_head('p') == (1, first['hash'])
+    assert driver.audit_chain('p', 0, 10) == [first, second]
+    # several records in one change go through executemany
+    with pytest.raises(errors.Unavailable):
+        driver.atomic(lambda txn: txn.append_audit(
+            'p', [{'id': 'x', 'project_id': 'p', 'at': 4},
+                  {'id': 'y', 'project_id': 'p', 'at': 5}], audit.seal))
+    assert driver.audit_head('p') == (1, first['hash'])

@@ -262,6 +262,8 @@ class SQLAlchemyDriver(audit.DriverAudit, base.StorageDriver):
             self._read_engine = self._engine.execution_options(
                 isolation_level='AUTOCOMMIT')
         self._pid = os.getpid()
+        # the audit chains' heads this process last wrote (audit.py)
+        self._audit_heads = {}
 
     @property
     def embedded(self):
