@@ -134,7 +134,7 @@ class SQLAlchemyBackend:
                         if table in existing:
                             conn.execute(sa.text(f'DELETE FROM {table}'))
                 for table in ('audit_records', 'audit_heads',
-                              'audit_events'):
+                              'audit_events', 'cursors'):
                     if table in existing:
                         conn.execute(sa.text(f'DELETE FROM {table}'))
         finally:
