@@ -87,6 +87,9 @@ MAX_PENDING = 10_000
 # Seconds a project may look behind with no record to send before its
 # cursor skips what was purged.
 GAP_GRACE = 300.0
+# Seconds since its newest record after which a project with no send
+# cursor (a store written before there were any) is taken as sent.
+SEED_AGE = 3600.0
 # Sends that fail before the thread backs off (oslo.messaging's own
 # reconnection attempts per send).
 SEND_RETRY = 1
@@ -133,7 +136,8 @@ class Notifications:
     def __init__(self, storage, send, clock=time.time,
                  max_backoff=MAX_BACKOFF, lease=LEASE,
                  resume_interval=RESUME_INTERVAL, batch=BATCH,
-                 max_pending=MAX_PENDING, gap_grace=GAP_GRACE):
+                 max_pending=MAX_PENDING, gap_grace=GAP_GRACE,
+                 seed_age=SEED_AGE):
         """``send(event_type, payload)`` returns once the bus took the
         event and raises when it did not."""
         self._storage = storage
@@ -145,6 +149,9 @@ class Notifications:
         self._batch = batch
         self._max_pending = max_pending
         self._gap_grace = gap_grace
+        self._seed_age = seed_age
+        # projects whose send cursor is known to exist
+        self._known: set[str] = set()
         self.holder = (f'{socket.gethostname()}:{os.getpid()}:'
                        f'{uuid.uuid4().hex[:12]}')[-128:]
         # health events claimed here, in order
@@ -302,6 +309,24 @@ class Notifications:
             return
         self.scans += 1
 
+    def _seed(self, project):
+        """A project with no send cursor: when its newest record is older
+        than ``SEED_AGE`` (its trail predates send cursors, and its events
+        were its writers' to send), its cursor starts at its head;
+        otherwise at 0, and its retained trail is sent."""
+        storage = self._storage
+        if storage.get_cursor(CURSOR, project) is None:
+            head = storage.audit_head(project)
+            now = self._clock()
+            newest = head and storage.audit_chain(project, head[0] - 1, 1)
+            if head and (not newest or newest[0]['at'] < _micros(
+                    now - self._seed_age)):
+                cursor, _ = self._take(project)
+                if cursor is not None and cursor.position == 0:
+                    storage.advance_cursor(CURSOR, project, self.holder,
+                                           head[0], 0)
+        self._known.add(project)
+
     def _take(self, project):
         now = self._clock()
         cursor = self._storage.lease_cursor(
@@ -313,6 +338,8 @@ class Notifications:
         with self._cond:
             wanted = self._due.get(project, 0)
         try:
+            if project not in self._known:
+                self._seed(project)
             cursor, leased_at = self._take(project)
         except Exception as exc:  # noqa: BLE001 - the store is down
             LOG.warning('Could not take the send cursor of a project: %s',

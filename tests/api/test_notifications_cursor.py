@@ -67,10 +67,12 @@ def senders():
         sender.stop()
 
 
-def commit(driver, project, count):
-    """Append ``count`` audit records to ``project``; return them."""
+def commit(driver, project, count, at=None):
+    """Append ``count`` audit records to ``project`` (committed now, or
+    at ``at``); return them."""
+    at = int(time.time() * 1_000_000) if at is None else at
     return driver.atomic(lambda txn: txn.append_audit(project, [
-        {'id': f'e{n}', 'project_id': project, 'at': n, 'kind': 'jobs',
+        {'id': f'e{n}', 'project_id': project, 'at': at, 'kind': 'jobs',
          'action': 'created', 'doc_id': f'job-{n}', 'user_id': 'u'}
         for n in range(count)], audit.seal))
 
@@ -160,8 +162,28 @@ def test_two_senders_do_not_both_send_a_range(store, senders):
     assert pair[0].sent + pair[1].sent == 30
 
 
+def test_a_trail_older_than_send_cursors_is_not_sent_again(
+        store, senders):
+    """A store written by a release without send cursors: a project whose
+    newest record is older than SEED_AGE is taken as sent; a project
+    written recently has its trail sent (duplicates carry the event ids
+    the earlier release sent)."""
+    driver, bus = store(), Bus()
+    now = time.time()
+    commit(driver, P, 3, at=int((now - 7200) * 1_000_000))
+    commit(driver, Q, 2, at=int((now - 60) * 1_000_000))
+    sender = senders(driver, bus)
+    wait_for(lambda: position(driver, P) == 3 and position(driver, Q) == 2)
+    assert bus.events == ids(Q, [1, 2])
+    sender.committed(commit(driver, P, 1))
+    wait_for(lambda: position(driver, P) == 4)
+    assert bus.events == ids(Q, [1, 2]) + ids(P, [4])
+
+
 def test_records_purged_before_sending_are_skipped(store, senders):
     driver, bus = store(), Bus()
+    # a cursor exists: the project is not one that predates them
+    assert driver.lease_cursor(notifications.CURSOR, P, 'x', 0, 0)
     commit(driver, P, 3)
     assert driver.purge_audit(10**18) == 3
     sender = senders(driver, bus, gap_grace=0.3)
