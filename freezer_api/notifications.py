@@ -37,19 +37,27 @@ Delivery
     purged before they were sent has its cursor moved to its head after
     ``GAP_GRACE`` seconds, with a warning: those events are lost.
 
+    A project with no send cursor yet whose newest record is older than
+    ``SEED_AGE`` (a store written before there were send cursors) starts
+    at its head: its events were taken as its writers' to send. One with
+    recent records has its retained trail sent (again, for events an
+    earlier release sent: same ``event_id``).
+
     Confirmation: oslo.messaging's RabbitMQ driver (kombu over py-amqp)
     opens its connections with publisher confirms (``confirm_publish``),
-    so a send returns only once the broker acknowledged the message, and
-    raises (the event is sent again) when it refused it or the connection
-    died first. Messages are persistent; they outlive a broker restart
-    only in durable queues (``[oslo_messaging_rabbit]
-    amqp_durable_queues = true``, or quorum queues): with the default,
-    transient queues, what the broker held when it stopped is lost
-    although it was confirmed. A message that no queue takes (no queue
-    bound to the topic) is confirmed and dropped: the driver declares the
-    ``<topic>.<priority>`` queue before its first send on each
-    connection, so this happens only if someone deletes the queue while
-    the API runs.
+    so a publish returns only once the broker acknowledged the message,
+    and fails when the broker refused it or the connection died first.
+    The messaging notification drivers (and the ``Notifier``) log such a
+    failure and drop the event; ``oslo_sender`` calls the transport's
+    send under them, which raises, so that the event is sent again.
+    Messages are persistent; they outlive a broker restart only in
+    durable queues (``[oslo_messaging_rabbit] amqp_durable_queues =
+    true``, or quorum queues): with the default, transient queues, what
+    the broker held when it stopped is lost although it was confirmed. A
+    message that no queue takes is confirmed and dropped: the driver
+    declares the ``<topic>.<priority>`` queue before its first send on
+    each connection, so this happens only if someone deletes the queue
+    while the API runs.
 
     Health events: a health occurrence is claimed in the store
     (``claim_event``) before it is queued in memory, so of all the API
@@ -435,7 +443,7 @@ class Notifications:
         else from the audit trail."""
         with self._cond:
             recent = self._recent.get(project, {})
-            records = []
+            records: list[dict] = []
             seq = position + 1
             while seq in recent and len(records) < self._batch:
                 records.append(recent[seq])
@@ -466,9 +474,9 @@ def _drivers(conf, transport):
     ``Notifier`` loads them (the ``oslo.messaging.notify.drivers`` entry
     points)."""
     from stevedore import named
-    manager = named.NamedExtensionManager(
+    manager: named.NamedExtensionManager = named.NamedExtensionManager(
         'oslo.messaging.notify.drivers', names=conf[GROUP].driver,
-        invoke_on_load=True, invoke_args=[conf],
+        invoke_on_load=True, invoke_args=(conf,),
         invoke_kwds={'topics': conf[GROUP].topics, 'transport': transport},
         on_missing_entrypoints_callback=_missing_driver)
     return [extension.obj for extension in manager.extensions]
