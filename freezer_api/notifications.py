@@ -17,9 +17,11 @@ Delivery
     project's events were sent (``StorageDriver.lease_cursor``). A
     process sends a project's events only while it holds the cursor's
     lease: it reads the records after the cursor (those it committed
-    itself come from memory), sends them in ``seq`` order, and moves the
-    cursor past each batch once the broker confirmed it, then gives the
-    lease up. So of several API processes one sends a given range. The
+    itself come from memory), sends them in ``seq`` order, and writes the
+    cursor past what the broker confirmed: after each full batch
+    (``BATCH``), at most every ``MOVE_EVERY`` seconds while it keeps
+    sending, and when it gives the lease up, ``LINGER`` seconds after its
+    last send. So of several API processes one sends a given range. The
     lease is renewed while the bus is down and ends ``LEASE`` seconds
     after its last renewal when its process dies. Every process, at its
     start and every ``RESUME_INTERVAL`` seconds, resumes each project
@@ -29,11 +31,12 @@ Delivery
     runs. Guaranteed: every document event whose audit record the store
     still keeps (not purged) is sent, once the bus is back, as long as
     one API process runs, in ``seq`` order within a project; at least
-    once, not exactly once: the events sent after the cursor last moved
-    are sent again when their sender dies before it moves it (at most
-    ``BATCH`` of them) or loses its lease while the bus hangs. A
-    duplicate carries the same ``event_id`` (``<project>:<seq>``), so a
-    consumer drops what it has seen. A project whose records were all
+    once, not exactly once: the events sent after the cursor was last
+    written are sent again when their sender dies before it writes it
+    (at most ``BATCH`` of them, or ``MOVE_EVERY`` seconds' worth) or
+    loses its lease while the bus hangs. A duplicate carries the same
+    ``event_id`` (``<project>:<seq>``), so a consumer drops what it has
+    seen. A project whose records were all
     purged before they were sent has its cursor moved to its head after
     ``GAP_GRACE`` seconds, with a warning: those events are lost.
 
@@ -76,6 +79,7 @@ import uuid
 import warnings
 
 from freezer_api.core import notify
+from freezer_api.storage import base
 
 LOG = logging.getLogger(__name__)
 
@@ -95,6 +99,12 @@ MAX_PENDING = 10_000
 # Seconds a project may look behind with no record to send before its
 # cursor skips what was purged.
 GAP_GRACE = 300.0
+# Seconds a lease is kept after its project's last send, so that a run
+# of writes costs one cursor write per pass, not a lease and a release.
+LINGER = 1.0
+# Seconds at least between two moves of a kept lease's cursor (what was
+# sent since is sent again if the process dies).
+MOVE_EVERY = 0.5
 # Seconds since its newest record after which a project with no send
 # cursor (a store written before there were any) is taken as sent.
 SEED_AGE = 3600.0
@@ -145,7 +155,7 @@ class Notifications:
                  max_backoff=MAX_BACKOFF, lease=LEASE,
                  resume_interval=RESUME_INTERVAL, batch=BATCH,
                  max_pending=MAX_PENDING, gap_grace=GAP_GRACE,
-                 seed_age=SEED_AGE):
+                 seed_age=SEED_AGE, linger=LINGER, move_every=MOVE_EVERY):
         """``send(event_type, payload)`` returns once the bus took the
         event and raises when it did not."""
         self._storage = storage
@@ -158,6 +168,13 @@ class Notifications:
         self._max_pending = max_pending
         self._gap_grace = gap_grace
         self._seed_age = seed_age
+        self._linger = linger
+        self._every = move_every
+        # project -> when this process last moved its cursor
+        self._moved: dict[str, float] = {}
+        # project -> (position, when its lease ends, when last used): the
+        # leases kept between passes
+        self._held: dict[str, tuple[int, float, float]] = {}
         # projects whose send cursor is known to exist
         self._known: set[str] = set()
         self.holder = (f'{socket.gethostname()}:{os.getpid()}:'
@@ -261,6 +278,7 @@ class Notifications:
         while True:
             with self._cond:
                 if self._stopped:
+                    self._release_held(None)
                     return
                 event = self._events[0] if self._events else None
             if event is not None:
@@ -277,12 +295,26 @@ class Notifications:
             if project is not None:
                 self._send_project(project)
                 continue
+            self._release_held(now)
             with self._cond:
                 if self._stopped or self._events:
                     continue
                 wake = min([next_scan] + [
-                    self._not_before.get(p, now) for p in self._due])
+                    self._not_before.get(p, now) for p in self._due] + [
+                    used + self._linger for _, _, used in self._held.values()])
                 self._cond.wait(max(0.0, wake - self._clock()))
+
+    def _release_held(self, now):
+        """Give up the leases kept past their linger (all: ``now`` None)."""
+        for project, (position, _, used) in list(self._held.items()):
+            if now is not None and now - used < self._linger:
+                continue
+            del self._held[project]
+            try:
+                self._storage.advance_cursor(CURSOR, project, self.holder,
+                                             position, 0)
+            except Exception as exc:  # noqa: BLE001 - it will expire
+                LOG.warning('Could not give a send cursor up: %s', exc)
 
     def _next_project(self, now):
         with self._cond:
@@ -345,10 +377,24 @@ class Notifications:
     def _send_project(self, project):
         with self._cond:
             wanted = self._due.get(project, 0)
+        held = self._held.pop(project, None)
+        cursor: base.Cursor | None
         try:
-            if project not in self._known:
-                self._seed(project)
-            cursor, leased_at = self._take(project)
+            if held is not None and (
+                    held[1] - self._clock() > self._lease / 2):
+                # still ours for a while: no need to ask
+                cursor = base.Cursor(CURSOR, project, held[0], self.holder,
+                                     _micros(held[1]))
+                leased_at = held[1] - self._lease
+            else:
+                if project not in self._known:
+                    self._seed(project)
+                cursor, leased_at = self._take(project)
+                if cursor is not None and held is not None:
+                    # sent, not yet written
+                    cursor = base.Cursor(CURSOR, project,
+                                         max(held[0], cursor.position),
+                                         self.holder, cursor.until)
         except Exception as exc:  # noqa: BLE001 - the store is down
             LOG.warning('Could not take the send cursor of a project: %s',
                         exc)
@@ -356,7 +402,7 @@ class Notifications:
             return
         if cursor is None:
             # another process sends it now: look again once it may be done
-            self._later(project, min(self._lease / 4, 5.0))
+            self._later(project, min(self._lease / 4, 1.0))
             return
         position = cursor.position
         lease = {'at': leased_at}
@@ -374,7 +420,8 @@ class Notifications:
                 raise _LeaseLost()
 
         try:
-            position = self._send_from(project, position, wanted, renew)
+            position, kept = self._send_from(project, position, wanted,
+                                             renew, lease['at'] + self._lease)
         except _LeaseLost:
             LOG.warning('Another process took over sending the events of '
                         'project %s', project)
@@ -383,21 +430,34 @@ class Notifications:
         except Exception as exc:  # noqa: BLE001 - the store is down
             LOG.warning('Could not send the events of a project: %s', exc)
             self._later(project, min(self._max_backoff, 5.0))
-        # give the lease up, with the cursor where it is
-        try:
-            self._storage.advance_cursor(CURSOR, project, self.holder,
-                                         position, 0)
-        except Exception as exc:  # noqa: BLE001 - it will expire
-            LOG.warning('Could not give a send cursor up: %s', exc)
+            kept = None
+        if kept is not None and not self._stopped:
+            # kept a little, for the next pass
+            self._held[project] = (position, kept, self._clock())
+        else:
+            # give the lease up, with the cursor where it is
+            try:
+                self._storage.advance_cursor(CURSOR, project, self.holder,
+                                             position, 0)
+            except Exception as exc:  # noqa: BLE001 - it will expire
+                LOG.warning('Could not give a send cursor up: %s', exc)
         self._forget(project, position)
 
-    def _send_from(self, project, position, wanted, renew):
+    def _send_from(self, project, position, wanted, renew, leased_until):
         """Send the records after ``position``; return the new position
-        (the cursor is moved after each batch)."""
+        and, when caught up, when the lease ends (to keep it a little);
+        None: to give it up now.
+
+        The cursor moves (renewing the lease) after each full batch, and
+        after the last one at most every ``MOVE_EVERY`` seconds: a lease
+        kept between passes holds the position sent since, written when
+        it is given up.
+        """
+        lease_ends = leased_until
         while not self._stopped:
             records = self._records_after(project, position)
             if not records:
-                return self._caught_up(project, position, wanted)
+                return self._caught_up(project, position, wanted), None
             self._empty_since.pop(project, None)
             sent = position
             for record in records:
@@ -405,16 +465,25 @@ class Notifications:
                                      renew=renew):
                     break
                 sent = record['seq']
-            if sent > position:
-                now = self._clock()
+            done = len(records) < self._batch and sent == records[-1]['seq']
+            now = self._clock()
+            if sent > position and (
+                    not done or self._stopped
+                    or now - self._moved.get(project, 0) >= self._every):
                 if not self._storage.advance_cursor(
                         CURSOR, project, self.holder, sent,
                         _micros(now + self._lease)):
                     raise _LeaseLost()
-                position = sent
-            if len(records) < self._batch and not self._stopped:
-                return self._caught_up(project, position, wanted)
-        return position
+                self._moved[project] = now
+                lease_ends = now + self._lease
+            position = max(position, sent)
+            if done:
+                if wanted > position:
+                    # committed, not readable yet (a search index lags)
+                    self._later(project, min(self._max_backoff, 1.0))
+                    return position, None
+                return position, lease_ends
+        return position, None
 
     def _caught_up(self, project, position, wanted):
         """Nothing more to read after ``position``: if ``wanted`` is

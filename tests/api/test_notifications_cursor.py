@@ -130,7 +130,7 @@ def test_a_killed_process_s_lease_is_taken_once_it_ends(store, senders):
     # a process that leased the cursor and died before sending anything
     assert driver.lease_cursor(notifications.CURSOR, P, 'dead',
                                1000_000_000, 1001_500_000) is not None
-    sender = senders(store(), bus, clock=lambda: clock[0])
+    sender = senders(store(), bus, clock=lambda: clock[0], linger=0)
     # it looked, and left the project to its holder
     wait_for(lambda: sender.scans >= 1)
     # even when told of the records, it is refused the lease
