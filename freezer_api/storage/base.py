@@ -36,8 +36,8 @@ from freezer_api.storage.query import Query
 
 
 __all__ = ['KINDS', 'PROJECT_UNIQUE_KINDS', 'MAX_LIST_LIMIT', 'Scope',
-           'Record', 'Attempt', 'LostRace', 'Contended', 'Reconnect',
-           'IdTaken',
+           'Record', 'Cursor', 'Attempt', 'LostRace', 'Contended',
+           'Reconnect', 'IdTaken',
            'Transaction', 'StorageDriver', 'backoff']
 
 KINDS = ('backups', 'clients', 'jobs', 'actions', 'sessions', 'runs',
@@ -80,6 +80,18 @@ class Record:
     version: int
     created_at: int  # microseconds since the epoch, set by the core
     doc: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cursor:
+    """A named position kept in the store, and its lease (see
+    ``StorageDriver.lease_cursor``)."""
+
+    name: str       # at most 64 characters
+    key: str        # at most 128 characters
+    position: int
+    holder: str     # '' when nobody holds it; at most 128 characters
+    until: int      # when the holder's lease ends (microseconds)
 
 
 class LostRace(Exception):
@@ -404,6 +416,33 @@ class StorageDriver(abc.ABC):
         """Record that the event ``event_id`` (at most 128 characters)
         occurred; True for the first claim of that id on the whole store,
         False for every later one, from any process."""
+        raise NotImplementedError
+
+    # Cursors: named positions with a lease, for work that several
+    # processes share (what they mean is the caller's business).
+
+    def get_cursor(self, name: str, key: str) -> Cursor | None:
+        """The cursor ``(name, key)`` as stored now; None when absent."""
+        raise NotImplementedError
+
+    def lease_cursor(self, name: str, key: str, holder: str, now: int,
+                     until: int) -> Cursor | None:
+        """Give ``holder`` the cursor's lease until ``until``, and return
+        the cursor as leased (an absent cursor is created at position 0).
+
+        The lease is given when nobody holds it, when its lease ended
+        (``until <= now``) or when ``holder`` holds it already (a renewal);
+        None, with nothing changed, while another holder's lease runs. Of
+        several processes asking at once, at most one gets it.
+        """
+        raise NotImplementedError
+
+    def advance_cursor(self, name: str, key: str, holder: str,
+                       position: int, until: int) -> bool:
+        """Move the cursor to ``position`` (never backwards) and set its
+        lease to end at ``until`` (0: give it up), if ``holder`` holds it;
+        False, with nothing changed, when it does not (another process
+        took the lease after it ended)."""
         raise NotImplementedError
 
     @abc.abstractmethod

@@ -1,8 +1,10 @@
 """Notifications on a real RabbitMQ (issue 16.2): the events of document
 writes and health occurrences, consumed from the bus; with the bus down
-the API keeps answering and nothing the store knows about is lost."""
+the API keeps answering and nothing the store knows about is lost, even
+when the process that wrote it is killed before the bus is back."""
 
 import json
+import multiprocessing
 import time
 
 import falcon.testing
@@ -12,6 +14,7 @@ import pytest
 from freezer_api import notifications
 from freezer_api.api import app as app_module
 from freezer_api.api import context
+from freezer_api import policies
 from freezer_api.core import notify
 from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
 from tests.api import helpers
@@ -21,21 +24,25 @@ QUEUE = 'notifications.info'
 SECRET = 'hunter2-in-the-backup'
 
 
-@pytest.fixture
-def bus_conf(tmp_path, rabbitmq_server):
+def make_bus_conf(tmp_path, url):
     conf = make_conf(tmp_path)
     notifications.register_opts(conf)
     conf.set_override('driver', ['messagingv2'], group=notifications.GROUP)
-    conf.set_override('transport_url', rabbitmq_server.url,
-                      group=notifications.GROUP)
+    conf.set_override('transport_url', url, group=notifications.GROUP)
     # NOTE: as in production: durable exchange and queues survive a
     # broker restart, so what is sent once it is back is not dropped for
-    # want of a queue.
-    from oslo_messaging._drivers import amqp as om_amqp
-    conf.register_opts(om_amqp.amqp_opts, group='oslo_messaging_rabbit')
+    # want of a queue, and what it held is not lost.
+    from oslo_messaging import opts as om_opts
+    conf.register_opts(dict(om_opts.list_opts())['oslo_messaging_rabbit'],
+                       group='oslo_messaging_rabbit')
     conf.set_override('amqp_durable_queues', True,
                       group='oslo_messaging_rabbit')
     return conf
+
+
+@pytest.fixture
+def bus_conf(tmp_path, rabbitmq_server):
+    return make_bus_conf(tmp_path, rabbitmq_server.url)
 
 
 @pytest.fixture
@@ -80,6 +87,18 @@ def make_notifications(bus_conf, driver, **kwargs):
     return notifications.Notifications(
         driver, notifications.oslo_sender(bus_conf), max_backoff=1.0,
         **kwargs)
+
+
+def make_api(bus_conf, driver, enforcer, sender):
+    app = app_module.create_app(bus_conf, driver, enforcer=enforcer,
+                                notifications=sender)
+    return helpers.Api(falcon.testing.TestClient(
+        context.NoAuthMiddleware(app, bus_conf)), 'v2')
+
+
+def position(driver, project):
+    cursor = driver.get_cursor(notifications.CURSOR, project)
+    return 0 if cursor is None else cursor.position
 
 
 @pytest.fixture
@@ -149,36 +168,107 @@ def test_with_the_bus_down_the_api_answers_and_sending_resumes(
     """What is guaranteed with the bus down: the API answers at its usual
     speed, every change keeps its audit record (the outbox), and sending
     resumes by itself once the bus is back, reading back from the trail
-    what did not fit in memory.
-
-    NOTE: events handed to the broker around its restart may be lost
-    (oslo.messaging's notifier publishes without confirms and reported no
-    failure for them here): see the README, Notifications."""
-    # a small queue: most events wait in the audit trail, not in memory
+    what did not fit in memory; the broker confirmed what it took before
+    it stopped, and kept it (durable queue)."""
+    # a small memory: most events wait in the audit trail
     sender = make_notifications(bus_conf, driver, max_pending=3)
-    app = app_module.create_app(bus_conf, driver, enforcer=policy_enforcer,
-                                notifications=sender)
-    v2 = helpers.Api(falcon.testing.TestClient(
-        context.NoAuthMiddleware(app, bus_conf)), 'v2')
+    v2 = make_api(bus_conf, driver, policy_enforcer, sender)
     try:
         helpers.make_backup(v2)
-        assert len(drain(amqp, want=1)) == 1
+        helpers.make_backup(v2)
+        # on the broker, not consumed, when it stops
+        wait_for(lambda: position(driver, helpers.PROJECT_A) == 2)
         rabbitmq_server.stop()
         created = []
         for _ in range(8):
             started = time.monotonic()
             created.append(helpers.make_backup(v2))
             assert time.monotonic() - started < 2.0
-        trail = driver.audit_chain(helpers.PROJECT_A, 1, 100)
+        trail = driver.audit_chain(helpers.PROJECT_A, 2, 100)
         assert [r['doc_id'] for r in trail] == created
         rabbitmq_server.start()
-        got = drain(amqp, want=1, timeout=90)
+        got = drain(amqp, want=10, timeout=90)
         seqs = [m['payload']['audit_seq'] for m in got]
-        assert seqs == sorted(seqs) and seqs[-1] == 9, seqs
+        assert seqs == list(range(1, 11)), seqs
+        wait_for(lambda: position(driver, helpers.PROJECT_A) == 10)
         after = helpers.make_backup(v2)
         assert [m['payload']['id'] for m in drain(amqp, want=1)] == [after]
     finally:
         sender.stop()
+
+
+def wait_for(check, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, 'not in time'
+        time.sleep(0.05)
+
+
+def _api_process(tmp_path, url, count, written):
+    """An API process (run apart): writes ``count`` backups, says so,
+    then waits to be killed with its events unsent."""
+    conf = make_bus_conf(tmp_path, url)
+    driver = SQLAlchemyDriver(conf)
+    sender = make_notifications(conf, driver, lease=2.0)
+    v2 = make_api(conf, driver, policies.get_enforcer(conf), sender)
+    for _ in range(count):
+        helpers.make_backup(v2)
+    written.set()
+    time.sleep(600)
+
+
+def test_events_a_killed_process_left_unsent_are_sent_by_the_next(
+        bus_conf, driver, tmp_path, rabbitmq_server, amqp):
+    """The broker down, a process writes documents and is killed (SIGKILL)
+    with its events unsent; a new process sends them once the bus is back
+    (its lease on them ended), each once."""
+    rabbitmq_server.stop()
+    try:
+        context_ = multiprocessing.get_context('spawn')
+        written = context_.Event()
+        process = context_.Process(target=_api_process, args=(
+            tmp_path, rabbitmq_server.url, 5, written))
+        process.start()
+        try:
+            assert written.wait(120), 'the API process wrote nothing'
+        finally:
+            process.kill()
+            process.join(30)
+        assert driver.audit_head(helpers.PROJECT_A)[0] == 5
+        assert position(driver, helpers.PROJECT_A) == 0
+    finally:
+        rabbitmq_server.start()
+    sender = make_notifications(bus_conf, driver, resume_interval=0.5)
+    try:
+        got = drain(amqp, want=5, timeout=90)
+        assert [m['payload']['event_id'] for m in got] == [
+            f'{helpers.PROJECT_A}:{seq}' for seq in range(1, 6)]
+        wait_for(lambda: position(driver, helpers.PROJECT_A) == 5)
+        assert drain(amqp, timeout=2) == []
+        assert sender.sent == 5
+    finally:
+        sender.stop()
+
+
+def test_two_api_processes_do_not_both_send_a_range(
+        bus_conf, driver, policy_enforcer, amqp):
+    senders = [make_notifications(bus_conf, SQLAlchemyDriver(bus_conf),
+                                  resume_interval=0.2) for _ in range(2)]
+    apis = [make_api(bus_conf, s._storage, policy_enforcer, s)
+            for s in senders]
+    try:
+        for number in range(12):
+            helpers.make_backup(apis[number % 2])
+        got = drain(amqp, want=12)
+        wait_for(lambda: position(driver, helpers.PROJECT_A) == 12)
+        got += drain(amqp, timeout=2)
+        assert [m['payload']['audit_seq'] for m in got] == list(
+            range(1, 13))
+        assert senders[0].sent + senders[1].sent == 12
+    finally:
+        for sender in senders:
+            sender.stop()
+            sender._storage.close()
 
 
 def test_a_failed_run_is_announced_once(api, amqp, monkeypatch):

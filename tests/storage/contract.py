@@ -38,6 +38,7 @@ from freezer_api.storage.query import Range
 from freezer_api.storage.query import Term
 
 from .audit_contract import AuditContract
+from .cursor_contract import CursorContract
 from .threads import run_in_threads
 
 SQLALCHEMY_DRIVER = 'freezer_api.storage.sqlalchemy.driver:SQLAlchemyDriver'
@@ -133,7 +134,7 @@ class SQLAlchemyBackend:
                         if table in existing:
                             conn.execute(sa.text(f'DELETE FROM {table}'))
                 for table in ('audit_records', 'audit_heads',
-                              'audit_events'):
+                              'audit_events', 'cursors'):
                     if table in existing:
                         conn.execute(sa.text(f'DELETE FROM {table}'))
         finally:
@@ -318,7 +319,7 @@ def random_queries(count, seed=7):
     return queries
 
 
-class StorageContract(AuditContract):
+class StorageContract(AuditContract, CursorContract):
     """Every behaviour of ``StorageDriver`` and ``Transaction``."""
 
     @pytest.fixture
@@ -1038,7 +1039,7 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
 
     def test_describe_schema_shape(self, driver):
         described = driver.describe_schema()
-        assert described['revision'] == '0005'
+        assert described['revision'] == '0006'
         tables = described['tables']
         for kind in base.KINDS:
             assert set(tables[kind]) >= {'pk', 'id', 'project_id', 'user_id',
@@ -1049,7 +1050,9 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
                                                 'record'}
         assert set(tables['audit_heads']) == {'project_id', 'seq', 'hash'}
         assert set(tables['audit_events']) == {'event_id', 'at'}
-        assert len(tables) == 2 * len(base.KINDS) + 3
+        assert set(tables['cursors']) == {'name', 'cursor_key', 'position',
+                                          'holder', 'lease_until'}
+        assert len(tables) == 2 * len(base.KINDS) + 4
         driver.drop_schema()
         assert driver.describe_schema()['tables'] == {}
         assert driver.describe_schema()['revision'] is None

@@ -48,6 +48,7 @@ import elasticsearch
 from freezer_api.storage import base
 from freezer_api.storage import errors
 from freezer_api.storage.elasticsearch import audit
+from freezer_api.storage.elasticsearch import cursors
 from freezer_api.storage.elasticsearch import documents
 from freezer_api.storage.elasticsearch import failures
 from freezer_api.storage.elasticsearch import journal as journal_module
@@ -176,7 +177,8 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
         return conditional, creates
 
 
-class ElasticsearchDriver(audit.DriverAudit, base.StorageDriver):
+class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
+                          base.StorageDriver):
     """Documents in an Elasticsearch 8 index."""
 
     backoff_base = 0.01

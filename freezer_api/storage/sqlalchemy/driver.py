@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 from freezer_api.storage import base
 from freezer_api.storage import errors
 from freezer_api.storage.sqlalchemy import audit
+from freezer_api.storage.sqlalchemy import cursors
 from freezer_api.storage.sqlalchemy import engines
 from freezer_api.storage.sqlalchemy import failures
 from freezer_api.storage.sqlalchemy import models
@@ -221,7 +222,8 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
         self._texts.pop(key, None)
 
 
-class SQLAlchemyDriver(audit.DriverAudit, base.StorageDriver):
+class SQLAlchemyDriver(audit.DriverAudit, cursors.DriverCursors,
+                       base.StorageDriver):
     """Documents in a SQL database reached through SQLAlchemy."""
 
     def __init__(self, conf):
