@@ -125,6 +125,7 @@ class SealedRecord(dict):
     rather than encode the record again."""
 
     __slots__ = ('text',)
+    text: str
 
 
 def seal(entries: list[dict], prev_seq: int, prev_hash: str) -> list[dict]:
@@ -134,7 +135,7 @@ def seal(entries: list[dict], prev_seq: int, prev_hash: str) -> list[dict]:
 
     Engines call this with the head they hold, inside the transaction.
     """
-    sealed = []
+    sealed: list[dict] = []
     for number, entry in enumerate(entries, start=prev_seq + 1):
         record = SealedRecord(entry, seq=number, prev_hash=prev_hash)
         # PERF: the canonical JSON is made once, for the hash and the
