@@ -81,6 +81,21 @@ class Record:
     created_at: int  # microseconds since the epoch, set by the core
     doc: dict[str, Any]
 
+    @classmethod
+    def made(cls, kind, id, project_id, user_id, version, created_at,
+             doc) -> 'Record':
+        """The same Record, made for a page of a list.
+
+        PERF: the frozen dataclass's ``__init__`` sets each field through
+        ``object.__setattr__`` (3.8 us a record here, against 0.6 this
+        way), and a coverage read of 10 000 jobs makes 20 000 records.
+        """
+        record = object.__new__(cls)
+        record.__dict__.update(
+            kind=kind, id=id, project_id=project_id, user_id=user_id,
+            version=version, created_at=created_at, doc=doc)
+        return record
+
 
 @dataclasses.dataclass(frozen=True)
 class Cursor:

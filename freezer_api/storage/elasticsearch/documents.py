@@ -50,10 +50,9 @@ def doc_key(kind, project_id, doc_id):
 
 def record(src):
     """The ``base.Record`` of a stored ``_source``."""
-    return base.Record(kind=src['kind'], id=src['id'],
-                       project_id=src['project_id'], user_id=src['user_id'],
-                       version=src['version'], created_at=src['created_at'],
-                       doc=src['doc'])
+    return base.Record.made(src['kind'], src['id'], src['project_id'],
+                            src['user_id'], src['version'],
+                            src['created_at'], src['doc'])
 
 
 def source(rec, stamp=None):

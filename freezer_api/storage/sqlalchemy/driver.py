@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from freezer_api.storage import base
+from freezer_api.storage import codec
 from freezer_api.storage import errors
 from freezer_api.storage.sqlalchemy import audit
 from freezer_api.storage.sqlalchemy import cursors
@@ -74,9 +75,8 @@ def _check_kind(kind):
 
 def _record_of(kind, row):
     """A Record from a raw row of ``statements.record_columns``."""
-    return base.Record(kind=kind, id=row[0], project_id=row[1],
-                       user_id=row[2], version=row[3], created_at=row[4],
-                       doc=json.loads(row[5]))
+    return base.Record.made(kind, row[0], row[1], row[2], row[3], row[4],
+                            codec.loads(row[5]))
 
 
 class _Transaction(audit.TransactionAudit, base.Transaction):
@@ -145,7 +145,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
         self._texts[key] = (1, text)
         return base.Record(kind=kind, id=doc_id, project_id=project_id,
                            user_id=user_id, version=1, created_at=created_at,
-                           doc=json.loads(text))
+                           doc=codec.loads(text))
 
     def _target(self, record):
         """Return (pk or None, WHERE clauses) naming the row of ``record``."""
@@ -196,7 +196,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
                             record.id))).scalar_one()
             if matched and old_text is not None:
                 self._statements.update_terms(self._conn, record.kind, pk,
-                                              json.loads(old_text), doc)
+                                              codec.loads(old_text), doc)
             elif matched:
                 self._statements.write_terms(self._conn, record.kind, pk,
                                              doc, replace=True)
@@ -205,7 +205,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
         self._pks[key] = pk
         self._texts[key] = (record.version + 1, text)
         return dataclasses.replace(record, version=record.version + 1,
-                                   doc=json.loads(text))
+                                   doc=codec.loads(text))
 
     def delete(self, record):
         _check_kind(record.kind)
