@@ -283,7 +283,7 @@ def bench_side(store, side, args, venv, stack, store_of):
                                  args.run_seconds)
         stack.callback(seeder.driver.close)
     else:
-        seeder = Seeder(service, args.run_seconds)
+        seeder = Seeder(service, args.run_seconds, args.seed_workers)
     return find_largest(service, seeder, ids['sessions'], workdir, args,
                         f'{store:13} {side:8}')
 
@@ -339,6 +339,10 @@ def parse_args(argv):
     parser.add_argument('--max-connections', type=int, default=64)
     parser.add_argument('--processes', type=int, default=2)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--seed-workers', type=int, default=8,
+                        help='concurrent HTTP requests that add upstream\'s '
+                        'fleet documents (its SQLite store was reported '
+                        'malformed with 8)')
     parser.add_argument('--ours-only', action='store_true')
     parser.add_argument('--quick', action='store_true',
                         help='SQLite, small fleets of 3 s: checks the '
@@ -359,7 +363,7 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
+def main(argv=None, echo=True):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     load.wrk_binary()
     venv = deploy.upstream_venv(bench_run.log) if args.upstream_stores \
@@ -389,7 +393,8 @@ def main(argv=None):
     text = render(results)
     with open(os.path.join(args.output, f'{name}.rst'), 'w') as handle:
         handle.write(text)
-    print(text)
+    if echo:
+        print(text)
     return results
 
 

@@ -139,81 +139,114 @@ def _bulk(path, kind, rows):
         raw.close()
 
 
-def coverage(jobs=10000, runs=1000000, clients=100, reads=30, pause=1.0):
-    """``GET /coverage`` of a project of ``jobs`` jobs (hourly, their
-    arming times spread over the hour, as real fleets are) on ``clients``
-    clients, with ``runs`` run records in all (a run an hour per job,
-    newest now), read ``reads`` times ``pause`` seconds apart with no
-    background sweep: every read settles the jobs that fell due since the
-    one before. The summaries are made first by one sweep (its time is
-    printed: what a new release costs once)."""
-    import random
-
+def _load_coverage(folder, client, driver, jobs, runs, clients, rng):
+    """Fill the store of ``folder``: ``jobs`` hourly jobs (their arming
+    times spread over the hour, as real fleets are) on ``clients``
+    clients, ``runs`` run records in all (a run an hour per job, newest
+    now), and every client's presence; return the seconds it took."""
     from freezer_api.core import presence as presence_rules
     from freezer_api.storage.base import Scope
-    rng = random.Random(15)
-    with tempfile.TemporaryDirectory() as folder:
-        driver, app, client = _app(folder)
-        services = services_of(client.app)
-        [template_id] = _client_and_jobs(client, 1)
-        template = driver.get('jobs', template_id, Scope(PROJECT)).doc
-        now = int(time.time())
-        per_job = max(1, runs // jobs)
-        started = time.perf_counter()
-        made = []
-        for k in range(jobs):
-            armed = now - (per_job + 1) * 3600 - rng.randrange(3600)
-            doc = {**template, 'job_id': f'job{k:06d}',
-                   'client_id': f'bench_node{k % clients:04d}',
-                   'description': f'job {k}',
-                   'job_schedule': {**template['job_schedule'],
-                                    'time_created': armed}}
-            made.append((doc['job_id'], k, doc))
-        _bulk(f'{folder}/freezer.sqlite', 'jobs', made)
+    [template_id] = _client_and_jobs(client, 1)
+    template = driver.get('jobs', template_id, Scope(PROJECT)).doc
+    now = int(time.time())
+    per_job = max(1, runs // jobs)
+    started = time.perf_counter()
+    made = []
+    for k in range(jobs):
+        armed = now - (per_job + 1) * 3600 - rng.randrange(3600)
+        doc = {**template, 'job_id': f'job{k:06d}',
+               'client_id': f'bench_node{k % clients:04d}',
+               'description': f'job {k}',
+               'job_schedule': {**template['job_schedule'],
+                                'time_created': armed}}
+        made.append((doc['job_id'], k, doc))
+    _bulk(f'{folder}/freezer.sqlite', 'jobs', made)
 
-        def run_rows():
-            for job_id, _, doc in made:
-                armed = doc['job_schedule']['time_created']
-                for n in range(per_job):
-                    at = armed + (n + 1) * 3600 + 30
-                    if at > now:
-                        break
-                    result = 'fail' if rng.random() < 0.03 else 'success'
-                    run = {'run_id': health.run_id(job_id, at),
-                           'job_id': job_id, 'client_id': doc['client_id'],
-                           'description': doc['description'],
-                           'session_id': '', 'session_tag': 0,
-                           'status': 'completed', 'result': result,
-                           'start': at, 'end': at + 60,
-                           'last_report': at + 60, 'backups': [],
-                           'events': [], 'at': at, 'project_id': PROJECT,
-                           'user_id': 'u'}
-                    yield run['run_id'], health.created_at(at), run
-        _bulk(f'{folder}/freezer.sqlite', 'runs', run_rows())
-        loaded = time.perf_counter() - started
+    def run_rows():
+        for job_id, _, doc in made:
+            armed = doc['job_schedule']['time_created']
+            for n in range(per_job):
+                at = armed + (n + 1) * 3600 + 30
+                if at > now:
+                    break
+                result = 'fail' if rng.random() < 0.03 else 'success'
+                run = {'run_id': health.run_id(job_id, at),
+                       'job_id': job_id, 'client_id': doc['client_id'],
+                       'description': doc['description'],
+                       'session_id': '', 'session_tag': 0,
+                       'status': 'completed', 'result': result,
+                       'start': at, 'end': at + 60,
+                       'last_report': at + 60, 'backups': [],
+                       'events': [], 'at': at, 'project_id': PROJECT,
+                       'user_id': 'u'}
+                yield run['run_id'], health.created_at(at), run
+    _bulk(f'{folder}/freezer.sqlite', 'runs', run_rows())
+    for n in range(clients):
+        name = f'bench_node{n:04d}'
+        driver.create('presence', presence_rules.presence_id(
+            PROJECT, name), PROJECT, 'u', n, {
+                'client_id': name, 'project_id': PROJECT,
+                'user_id': 'u', 'last_seen': now + 3600,
+                'first_seen': now - 30 * 86400, 'gaps': []})
+    return time.perf_counter() - started
+
+
+def coverage(jobs=10000, runs=1000000, clients=100, reads=30, pause=1.0,
+             keep=None, profile=None):
+    """``GET /coverage`` of a project of ``jobs`` jobs with ``runs`` run
+    records (``_load_coverage``), read ``reads`` times ``pause`` seconds
+    apart with no background sweep: every read settles the jobs that fell
+    due since the one before. The summaries are made first by one sweep
+    (its time is printed: what a new release costs once).
+
+    ``keep``: a folder whose store is loaded once and used again by the
+    next runs (its clients' last polls are an hour ahead of the load: use
+    it within the hour). ``profile``: a file for cProfile's figures of
+    the reads."""
+    import contextlib
+    import os
+    import random
+
+    from freezer_api.storage.base import Scope
+    rng = random.Random(15)
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+        else:
+            folder = keep
+            os.makedirs(folder, exist_ok=True)
+        reused = os.path.exists(f'{folder}/freezer.sqlite')
+        driver, app, client = _app(folder)
+        stack.callback(driver.close)
+        services = services_of(client.app)
+        loaded = None if reused else _load_coverage(
+            folder, client, driver, jobs, runs, clients, rng)
         stored = driver.count('runs', Scope(PROJECT), Query())
-        for n in range(clients):
-            name = f'bench_node{n:04d}'
-            driver.create('presence', presence_rules.presence_id(
-                PROJECT, name), PROJECT, 'u', n, {
-                    'client_id': name, 'project_id': PROJECT,
-                    'user_id': 'u', 'last_seen': now + 3600,
-                    'first_seen': now - 30 * 86400, 'gaps': []})
+        listed = driver.count('jobs', Scope(PROJECT), Query())
         began = time.perf_counter()
         swept = services.sweeper.sweep()
         sweep_seconds = time.perf_counter() - began
+        profiler = None
+        if profile:
+            import cProfile
+            profiler = cProfile.Profile()
         samples = []
         for _ in range(reads):
             time.sleep(pause)
             began = time.perf_counter()
+            if profiler:
+                profiler.enable()
             resp = client.simulate_get(f'/v2/{PROJECT}/coverage',
                                        headers=HEADERS)
+            if profiler:
+                profiler.disable()
             samples.append(time.perf_counter() - began)
             assert resp.status_code == 200, resp.text
-            assert resp.json['summary']['jobs'] == jobs + 1
-        driver.close()
-    return {'jobs': jobs + 1, 'run_records': stored, 'clients': clients,
-            'load_seconds': round(loaded, 1),
+            assert resp.json['summary']['jobs'] == listed
+        if profiler:
+            profiler.dump_stats(profile)
+    return {'jobs': listed, 'run_records': stored, 'clients': clients,
+            'load_seconds': None if loaded is None else round(loaded, 1),
             'first_sweep': {'seconds': round(sweep_seconds, 1), **swept},
             'reads': reads, **_stats(samples)}
 
@@ -226,11 +259,17 @@ def main(argv=None):
     cov.add_argument('--jobs', type=int, default=10000)
     cov.add_argument('--runs', type=int, default=1000000)
     cov.add_argument('--reads', type=int, default=30)
+    cov.add_argument('--keep', metavar='FOLDER',
+                     help='load the store into FOLDER once and use it '
+                     'again on the next runs')
+    cov.add_argument('--profile', metavar='FILE',
+                     help="cProfile's figures of the reads into FILE")
     args = parser.parse_args(argv)
     if args.what == 'poll':
         print(json.dumps(poll(), indent=2))
     else:
-        print(json.dumps(coverage(args.jobs, args.runs, reads=args.reads),
+        print(json.dumps(coverage(args.jobs, args.runs, reads=args.reads,
+                                  keep=args.keep, profile=args.profile),
                          indent=2))
 
 

@@ -46,6 +46,7 @@ def run(service, data_file, scenario, connections, seconds, timeout=30):
         'rate': units / seconds_run if seconds_run else 0.0,
         'p50_ms': raw['p50_us'] / 1000.0,
         'p99_ms': raw['p99_us'] / 1000.0,
+        'max_ms': raw['max_us'] / 1000.0,
         'errors': errors,
         'unsuccessful': raw['unsuccessful'],
         'cpu_ms': 1000.0 * cpu / units if units else None,

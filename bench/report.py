@@ -60,6 +60,62 @@ def main_table(results, store):
     return other_name, _table(header, rows)
 
 
+WRITES = ('create_backup', 'patch_job', 'session_cycle')
+# Issue 17's targets for the writes: against upstream on SQLite, and
+# against ours on SQLite for the other stores.
+UPSTREAM_RATIO, CEILING_SHARE, P99_SHARE, STALL_MS = 5.0, 1 / 3, 0.2, 1000.0
+STORE_RATIO = {'elasticsearch': 0.5, 'postgresql': 1 / 1.5}
+
+
+def write_table(results):
+    """The write scenarios against issue 17's targets: on SQLite at least
+    5x upstream, a third of the do-nothing ceiling (a session cycle is two
+    requests), p99 at most a fifth of upstream's and no stall of a second;
+    Elasticsearch within 2x of ours on SQLite, PostgreSQL within 1.5x."""
+    ceiling = (results.get('ceiling') or {}).get('create_backup')
+    sqlite = (results['stores'].get('sqlite') or {}).get('summary', {})
+    rows = []
+    for store, found in results['stores'].items():
+        summary = found['summary']
+        for scenario in WRITES:
+            ours = summary.get(f'ours/{scenario}')
+            if ours is None:
+                continue
+            upstream = summary.get(f'upstream/{scenario}') or {}
+            requests = 2 if scenario == 'session_cycle' else 1
+            share = (ours['rate'] * requests / ceiling if ceiling else None)
+            stall = ours.get('max_ms')
+            if store == 'sqlite':
+                ratio = (ours['rate'] / upstream['rate']
+                         if upstream.get('rate') else None)
+                p99 = (ours['p99_ms'] / upstream['p99_ms']
+                       if upstream.get('p99_ms') else None)
+                met = (ratio is not None and ratio >= UPSTREAM_RATIO
+                       and share is not None and share >= CEILING_SHARE
+                       and p99 is not None and p99 <= P99_SHARE
+                       and stall is not None and stall < STALL_MS)
+                against = 'upstream'
+            else:
+                reference = sqlite.get(f'ours/{scenario}') or {}
+                ratio = (ours['rate'] / reference['rate']
+                         if reference.get('rate') else None)
+                p99 = None
+                met = ratio is not None and ratio >= STORE_RATIO.get(
+                    store, 1.0)
+                against = 'ours on SQLite'
+            rows.append([
+                store, scenario, _f(ours['rate']), against,
+                '-' if ratio is None else f'{ratio:.2f}x',
+                '-' if share is None else f'{share:.2f}',
+                '-' if p99 is None else f'{p99:.2f}',
+                _f(stall, 0), ours['errors'], 'yes' if met else 'no'])
+    if not rows:
+        return ''
+    return _table(['store', 'write', 'ours /s', 'against', 'ratio',
+                   'share of ceiling', 'p99 / upstream p99',
+                   'worst ms (any round)', 'errors', 'target met'], rows)
+
+
 def scale_table(results):
     rows = []
     for store, levels in results.get('scale', {}).items():
@@ -154,6 +210,13 @@ def render(results):
         other, table = main_table(results, store)
         out += [f'{store} (ours vs {other}; latency p50/p99; CPU and RSS '
                 'ours/other):', '', table, '']
+    writes = write_table(results)
+    if writes:
+        out += ['Writes against the targets of issue 17 (SQLite: at least '
+                '5x upstream, a third of the generator ceiling, p99 at '
+                'most a fifth of upstream\'s, no request of a second or '
+                'more; Elasticsearch at least half of ours on SQLite, '
+                'PostgreSQL two thirds):', '', writes, '']
     scale = scale_table(results)
     if scale:
         out += ['Scale: p50 of the poll and the backup search as the '

@@ -9,7 +9,9 @@ after scenario, the two servers taking turns within every round (the first
 one alternates between rounds), so that both see the same noise from the
 machine. Reported per scenario: the medians over the rounds of the rate,
 p50 and p99 latency, server CPU per request and worker RSS, the errors
-summed, and the ratio ours/upstream.
+summed, and the ratio ours/upstream; then the writes against issue 17's
+targets, and last the fleet simulation (``bench.fleet``: how many
+schedulers one host serves; ``--no-fleet`` leaves it out).
 """
 
 import argparse
@@ -84,6 +86,9 @@ def summarize(rows):
         'rate': _median(rows, 'rate'),
         'p50_ms': _median(rows, 'p50_ms'),
         'p99_ms': _median(rows, 'p99_ms'),
+        # the worst stall of any round, not a median: what an agent saw
+        'max_ms': max((r['max_ms'] for r in rows
+                       if r.get('max_ms') is not None), default=None),
         'cpu_ms': _median(rows, 'cpu_ms'),
         'rss_mib': _median(rows, 'rss_mib'),
         'errors': sum(r['errors'] for r in rows),
@@ -356,6 +361,9 @@ def parse_args(argv):
     parser.add_argument('--upstream-probe-timeout', type=int, default=180)
     parser.add_argument('--contention-connections', type=int, default=64)
     parser.add_argument('--no-contention', action='store_true')
+    parser.add_argument('--no-fleet', action='store_true',
+                        help='leave out the fleet simulation (bench.fleet, '
+                        'run after the scenarios with the same stores)')
     parser.add_argument('--ours-only', action='store_true')
     parser.add_argument('--only-scale', action='store_true',
                         help='only the scale runs (no main scenarios, no '
@@ -414,6 +422,16 @@ def main(argv=None):
         text += f'\nFAILED {what}: {failure}\n'
     with open(os.path.join(args.output, f'{name}.rst'), 'w') as handle:
         handle.write(text)
+    if not (args.no_fleet or args.only_scale):
+        # bench.fleet writes its own results (fleet.rst/json)
+        from bench import fleet
+        fleet_argv = ['--stores', ','.join(args.stores),
+                      '--processes', str(args.processes),
+                      '--threads', str(args.threads),
+                      '--output', args.output]
+        fleet_argv += ['--quick'] if args.quick else []
+        fleet_argv += ['--ours-only'] if args.ours_only else []
+        text += '\n' + fleet.render(fleet.main(fleet_argv, echo=False))
     print(text)
     return results
 

@@ -3,7 +3,8 @@
 Runs ``python -m bench --quick --ours-only`` (our server under uwsgi on
 SQLite, a tenth of the data, 2 s of wrk load per scenario) and checks that
 every scenario produced answered requests without errors, and that the
-report was written.
+report was written with the write targets' table and, after it, the fleet
+simulation's.
 """
 
 import json
@@ -25,8 +26,11 @@ def test_quick_run_of_our_server(tmp_path):
     done = subprocess.run(
         [sys.executable, '-m', 'bench', '--quick', '--ours-only',
          '--no-contention', '--output', str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert 'target met' in done.stdout, done.stdout[-3000:]
+    assert 'schedulers' in done.stdout, done.stdout[-3000:]
+    assert (tmp_path / 'fleet-quick.json').exists()
 
     results = json.loads((tmp_path / 'quick.json').read_text())
     summary = results['stores']['sqlite']['summary']
@@ -40,6 +44,7 @@ def test_quick_run_of_our_server(tmp_path):
     assert results['ceiling']['poll'] > 0
     report = (tmp_path / 'quick.rst').read_text()
     assert 'session_cycle' in report and 'ratio' in report
+    assert 'target met' in report
 
 
 def test_quick_fleet_simulation(tmp_path):
