@@ -344,6 +344,8 @@ def parse_args(argv):
                         'fleet documents (its SQLite store was reported '
                         'malformed with 8)')
     parser.add_argument('--ours-only', action='store_true')
+    parser.add_argument('--sides', default='ours,upstream',
+                        help='which servers: ours, upstream or both')
     parser.add_argument('--quick', action='store_true',
                         help='SQLite, small fleets of 3 s: checks the '
                         'harness, measures nothing')
@@ -358,8 +360,10 @@ def parse_args(argv):
         args.poll_seconds, args.run_seconds, args.agent_seconds = 2, 2, 0.2
         args.upstream_stores = '' if args.ours_only else 'sqlite'
     args.stores = [s for s in args.stores.split(',') if s]
+    args.sides = [s for s in args.sides.split(',') if s]
     args.upstream_stores = [s for s in args.upstream_stores.split(',')
-                            if s and not args.ours_only]
+                            if s and not args.ours_only
+                            and 'upstream' in args.sides]
     return args
 
 
@@ -372,8 +376,8 @@ def main(argv=None, echo=True):
                'machine': bench_run.machine(), 'args': vars(args),
                'fleet': {}}
     for store in args.stores:
-        sides = ['ours'] + (['upstream'] if store in args.upstream_stores
-                            else [])
+        sides = (['ours'] if 'ours' in args.sides else []) + (
+            ['upstream'] if store in args.upstream_stores else [])
         for side in sides:
             try:
                 with contextlib.ExitStack() as stack:
