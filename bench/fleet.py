@@ -343,7 +343,8 @@ def parse_args(argv):
                         help='concurrent HTTP requests that add upstream\'s '
                         'fleet documents (its SQLite store was reported '
                         'malformed with 8)')
-    parser.add_argument('--ours-only', action='store_true')
+    parser.add_argument('--ours-only', action='store_true',
+                        help='the same as --sides ours')
     parser.add_argument('--sides', default='ours,upstream',
                         help='which servers: ours, upstream or both')
     parser.add_argument('--quick', action='store_true',
@@ -360,10 +361,10 @@ def parse_args(argv):
         args.poll_seconds, args.run_seconds, args.agent_seconds = 2, 2, 0.2
         args.upstream_stores = '' if args.ours_only else 'sqlite'
     args.stores = [s for s in args.stores.split(',') if s]
-    args.sides = [s for s in args.sides.split(',') if s]
+    args.sides = (['ours'] if args.ours_only else
+                  [s for s in args.sides.split(',') if s])
     args.upstream_stores = [s for s in args.upstream_stores.split(',')
-                            if s and not args.ours_only
-                            and 'upstream' in args.sides]
+                            if s and 'upstream' in args.sides]
     return args
 
 
