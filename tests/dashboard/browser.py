@@ -8,6 +8,7 @@ over from another test or account. Every page shown is screenshotted into
 ``folder`` (``NN-<what>.png``).
 """
 
+import functools
 import os
 import re
 import shutil
@@ -41,6 +42,50 @@ RETRIED = (selenium_errors.NoSuchElementException,
 
 class DashboardError(AssertionError):
     pass
+
+
+def _page_replaced(error):
+    """Whether ``error`` says the element looked at belongs to a page
+    that has since been replaced. Debian's chromedriver reports some of
+    those as an "unhandled inspector error: Node with given id does not
+    belong to the document" rather than as a stale element."""
+    return isinstance(error, selenium_errors.StaleElementReferenceException) \
+        or 'does not belong to the document' in str(error)
+
+
+def _staleness_as_stale(condition):
+    """``condition``, raising a stale element for the inspector's form of
+    it, so that a wait looks again instead of failing."""
+    def checked(driver):
+        try:
+            return condition(driver)
+        except selenium_errors.WebDriverException as error:
+            if _page_replaced(error) and not isinstance(
+                    error, selenium_errors.StaleElementReferenceException):
+                raise selenium_errors.StaleElementReferenceException(
+                    str(error)) from error
+            raise
+    return checked
+
+
+def looks_again(lookup):
+    """Run a read-only lookup again (after the page settles) when the page
+    was replaced while it read; never used on clicks, which must not
+    happen twice."""
+    @functools.wraps(lookup)
+    def retried(self, *args, **kwargs):
+        for attempt in range(LOOKUP_ATTEMPTS):
+            try:
+                return lookup(self, *args, **kwargs)
+            except selenium_errors.WebDriverException as error:
+                if not _page_replaced(error) or \
+                        attempt == LOOKUP_ATTEMPTS - 1:
+                    raise
+                self.settle()
+    return retried
+
+
+LOOKUP_ATTEMPTS = 5
 
 
 class Dashboard:
@@ -92,7 +137,7 @@ class Dashboard:
             # goes stale under the condition: look again, as for a missing one
             return WebDriverWait(
                 self.driver, timeout, ignored_exceptions=RETRIED).until(
-                    condition)
+                    _staleness_as_stale(condition))
         except selenium_errors.TimeoutException:
             self.screenshot(f'timeout {what}')
             raise DashboardError(f'gave up waiting for {what} on '
@@ -108,6 +153,7 @@ class Dashboard:
         return self.wait(expected.visibility_of_element_located(
             (By.CSS_SELECTOR, css)), css)
 
+    @looks_again
     def body_text(self):
         return self.find('body').text
 
@@ -139,11 +185,13 @@ class Dashboard:
                 raise DashboardError(f'{what}: server error page at '
                                      f'{self.driver.current_url}: {title}')
 
+    @looks_again
     def error_messages(self):
         return [element.text for element in
                 self.find_all('.messages .alert-danger, .alert-danger')
                 if element.text.strip()]
 
+    @looks_again
     def success_messages(self):
         return [element.text for element in
                 self.find_all('.messages .alert-success')]
@@ -195,6 +243,7 @@ class Dashboard:
             '.then(r => r.text().then(t => done([r.status, t])))'
             '.catch(e => done([0, String(e)]));', self.base_url + path)
 
+    @looks_again
     def table_rows(self, table_id=None):
         """The rows of the data table, as lists of cell texts."""
         css = (f'table#{table_id} tbody tr' if table_id
@@ -206,6 +255,7 @@ class Dashboard:
             rows.append([cell.text for cell in self.find_all('td', row)])
         return rows
 
+    @looks_again
     def row_with(self, text):
         for row in self.find_all('table.datatable tbody tr'):
             if text in row.text:
@@ -245,6 +295,7 @@ class Dashboard:
         self.screenshot('confirm')
         self.submit_and_wait(button, 'the confirmation')
 
+    @looks_again
     def button(self, label):
         for element in self.find_all('a.btn, button.btn, input.btn'):
             text = (element.text or element.get_attribute('value') or '')
