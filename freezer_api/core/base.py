@@ -139,7 +139,8 @@ class Manager:
         """Deep-merge ``patch`` into a document atomically (spec D6).
 
         The merged document must satisfy ``schema``; ``finish(txn,
-        doc)`` may add work to the same transaction. A patch that changes
+        doc, old)`` (``old``: the document before) may add work to the
+        same transaction. A patch that changes
         nothing writes nothing.
         """
         def write(txn):
@@ -147,7 +148,7 @@ class Manager:
             doc = deep_merge(record.doc, patch)
             schemas.validate(schema, doc)
             if finish is not None:
-                finish(txn, doc)
+                finish(txn, doc, record.doc)
             if doc == record.doc:
                 return record  # nothing changes, not even the version
             return txn.update(record, doc)

@@ -375,6 +375,21 @@ def schedule_key(job_doc: dict) -> list:
             job_doc.get('client_id', '')]
 
 
+_RUN_STATE_FIELDS = frozenset(_RUN_STATE)
+
+
+def patch_reschedules(patch: dict, old: dict, new: dict) -> bool:
+    """Whether a job PATCH may change its ``schedule_key`` (``old`` and
+    ``new`` the job before and after). PERF: a scheduler's PATCHes of its
+    run state (every run, twice) decide it without computing the keys:
+    they can only hold or release the job (``watches_schedule``)."""
+    schedule = patch.get('job_schedule')
+    if (len(patch) != 1 or not isinstance(schedule, dict)
+            or not schedule.keys() <= _RUN_STATE_FIELDS):
+        return True
+    return watches_schedule(old) != watches_schedule(new)
+
+
 # A summary's recent runs are one string, ``"<at in base 36><code> ..."``,
 # newest first: a list would add a search-index row per run to every
 # summary write. The codes are capitals and the digits are not, so that

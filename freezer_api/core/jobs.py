@@ -4,6 +4,7 @@ import copy
 from typing import Any
 
 from freezer_api.core import base
+from freezer_api.core import health
 from freezer_api.core import schedule as run_times
 from freezer_api.core import schemas
 from freezer_api.core.actions import ActionManager
@@ -235,6 +236,7 @@ class JobManager(base.Manager):
         def write(txn):
             stored = copy.deepcopy(doc)
             self._finish(txn, caller, stored)
+            self._changed(owner.project_id, job_id)
             return txn.insert(self.kind, job_id, owner.project_id,
                               owner.user_id, self.created_at(), stored)
 
@@ -255,6 +257,7 @@ class JobManager(base.Manager):
             doc = start_schedule(
                 job_document(body, job_id, owner.user_id, owner.project_id),
                 self.now(), keep_given=True)
+            self._changed(owner.project_id, job_id)
             return self._finish(txn, caller, doc)
 
         def replacement(txn, record):
@@ -263,6 +266,7 @@ class JobManager(base.Manager):
                                record.project_id,
                                session_id=old.get('session_id', ''),
                                session_tag=old.get('session_tag', 0))
+            self._changed(record.project_id, job_id)
             return self._report_run(txn, self._finish(txn, caller, doc))
 
         return self.upsert(caller, job_id, new_doc, replacement,
@@ -275,10 +279,12 @@ class JobManager(base.Manager):
         schemas.validate(schemas.JOB_PATCH, patch)
         run_times.check_time_zone(patch.get('job_schedule'))
 
-        def finish(txn, doc):
+        def finish(txn, doc, old):
             if 'job_actions' in patch or 'client_id' in patch:
                 self._finish(txn, caller, doc)
             self._report_run(txn, doc)
+            if health.patch_reschedules(patch, old, doc):
+                self._changed(doc.get('project_id', ''), job_id)
 
         return self.merge(caller, job_id, patch, schemas.JOB,
                           expected_version, finish)
@@ -296,6 +302,7 @@ class JobManager(base.Manager):
                              else session_without_job(session.doc, job_id))
                 if remaining is not None:
                     txn.update(session, remaining)
+            self._changed(record.project_id, job_id)
             txn.delete(record)
 
         self.storage.atomic(write)
@@ -316,6 +323,9 @@ class JobManager(base.Manager):
                 txn.update(record, doc)
                 if self.ledger is not None:
                     self.ledger.job_event(txn, record.doc, event)
+                    if health.watches_schedule(record.doc) != \
+                            health.watches_schedule(doc):
+                        self._changed(record.project_id, job_id)
             return result
 
         return self.storage.atomic(write)
@@ -329,6 +339,11 @@ class JobManager(base.Manager):
                                       self.clock(), count)
 
     # -- backup health hooks (issue 15) -------------------------------------
+
+    def _changed(self, project_id, job_id):
+        """The job's expected runs may change with this write."""
+        if self.ledger is not None:
+            self.ledger.job_changed(project_id, job_id)
 
     def _report_run(self, txn, doc):
         """Start or end the job's run record with this write."""

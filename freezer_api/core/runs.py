@@ -23,6 +23,7 @@ import collections
 import dataclasses
 import datetime
 import logging
+import threading
 from typing import Any
 
 from freezer_api.core import base
@@ -46,6 +47,9 @@ SUMMARY_KIND = 'job_health'
 LATE_END = health.DAY
 MAX_EVENTS = 20
 MAX_BACKUPS = 100
+# Jobs a process remembers as changed until its next sweep; past this,
+# the next sweep reads every job instead (see ``RunLedger.job_changed``).
+MAX_CHANGED = 100_000
 
 
 def every(storage, kind, scope, query=Query()):
@@ -85,9 +89,33 @@ class RunLedger:
     def __init__(self, clock, settings: HealthSettings):
         self.clock = clock
         self.settings = settings
+        self._changed: set[tuple[str, str]] = set()
+        self._changed_overflow = False
+        self._changed_lock = threading.Lock()
 
     def now(self) -> int:
         return int(self.clock())
+
+    def job_changed(self, project_id: str, job_id: str) -> None:
+        """Remember that this process wrote the job (created, replaced,
+        changed, deleted, moved into or out of a session): its expected
+        runs may have changed while its summary says nothing is due, so
+        the next sweep of this process looks at it (``take_changed``).
+        Noted inside the transaction: a change rolled back costs that
+        sweep one needless look."""
+        with self._changed_lock:
+            if len(self._changed) >= MAX_CHANGED:
+                self._changed_overflow = True
+            else:
+                self._changed.add((project_id, job_id))
+
+    def take_changed(self) -> tuple[set[tuple[str, str]], bool]:
+        """``(jobs, overflow)``: the ``(project_id, job_id)`` of the jobs
+        changed since the last call, and whether some were not kept."""
+        with self._changed_lock:
+            changed, overflow = self._changed, self._changed_overflow
+            self._changed, self._changed_overflow = set(), False
+        return changed, overflow
 
     def _insert(self, txn, doc):
         doc['at'] = _at(doc)
@@ -440,6 +468,20 @@ class RunManager(base.Manager):
         return {record.id: record.doc
                 for record in every(self.storage, SUMMARY_KIND, scope,
                                     query)}
+
+    def summary_of(self, project_id, job_id) -> dict | None:
+        """The summary of one job, or None."""
+        try:
+            return self.storage.get(SUMMARY_KIND, job_id,
+                                    Scope(project_id)).doc
+        except storage_errors.NotFound:
+            return None
+
+    def due_summaries(self, scope: Scope, now: float) -> dict[str, dict]:
+        """The summaries in ``scope`` due at ``now`` (``settle_due``),
+        by job id: an index lookup, not a read of every summary."""
+        return self.summaries(scope, Query(ranges=(
+            Range('settle_due', high=float(now)),)))
 
     def forget(self, project_id, job_id) -> None:
         """Remove the summary of a job that is gone."""

@@ -51,7 +51,7 @@ class Services:
                                self.jobs.default_timezone, **kwargs)
         self.coverage = CoverageManager(storage, self.runs, self.presence,
                                         **kwargs)
-        self.sweeper = HealthSweeper(self.coverage, sweep_interval)
+        self.sweeper = HealthSweeper(self.coverage, sweep_interval, ledger)
         self.jobs.ledger = self.sessions.ledger = ledger
         self.backups.ledger = ledger
         self.jobs.presence = self.presence

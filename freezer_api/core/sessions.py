@@ -276,6 +276,7 @@ class SessionManager(base.Manager):
                 if job is not None and job.doc.get(
                         'session_id') == session_id:
                     txn.update(job, jobs_rules.detach_from_session(job.doc))
+                    self._job_changed(job)
             txn.delete(record)
 
         self.storage.atomic(write)
@@ -335,6 +336,7 @@ class SessionManager(base.Manager):
                                         session.doc.get('schedule') or {}))
             if job_doc != job.doc:
                 txn.update(job, job_doc)
+                self._job_changed(job)
 
         self.storage.atomic(write)
 
@@ -352,8 +354,14 @@ class SessionManager(base.Manager):
                 txn.update(session, remaining)
             if job is not None and job.doc.get('session_id') == session_id:
                 txn.update(job, jobs_rules.detach_from_session(job.doc))
+                self._job_changed(job)
 
         self.storage.atomic(write)
+
+    def _job_changed(self, job):
+        """A job joined or left a session: its expected runs change."""
+        if self.ledger is not None:
+            self.ledger.job_changed(job.project_id, job.id)
 
     def _report_run(self, txn, caller, session_id, job_id, action, tag,
                     result):

@@ -249,19 +249,86 @@ def storage_scope(api):
     return Scope(api.project)
 
 
+def test_a_quick_sweep_looks_at_due_summaries_and_changed_jobs(
+        api, clock, api_app, storage):
+    services = helpers.services_of(api_app)
+    sweeper = services.sweeper
+    sched = Scheduler(api, clock)
+    kept, moved, gone = sched.job(), sched.job(), sched.job()
+    sched.poll()
+    sched.run(kept, seconds=5)
+    # the jobs were created here: a quick sweep makes their summaries
+    assert sweeper.sweep(full=False) == {'settled': 3, 'purged': 0}
+    jobs_read = {'lists': 0}
+    listing = storage.list
+
+    def counting(kind, *args, **kwargs):
+        if kind == 'jobs':
+            jobs_read['lists'] += 1
+        return listing(kind, *args, **kwargs)
+
+    storage.list = counting
+    try:
+        # nothing due, nothing changed
+        assert sweeper.sweep(full=False)['settled'] == 0
+        # a scheduler's run reports are noted by the ledger: not due
+        sched.run(kept, seconds=5)
+        assert sweeper.sweep(full=False)['settled'] == 0
+        # a schedule changed through the API is looked at at once
+        assert api.patch('jobs', moved, json={'job_schedule': {
+            'schedule_interval': '30 minutes'}}).status_code == 200
+        assert sweeper.sweep(full=False)['settled'] == 1
+        summary = services.runs.summaries(storage_scope(api))[moved]
+        assert summary['interval'] == 1800
+        # the scheduler goes away: summaries fall due by themselves
+        clock.advance(6 * INTERVAL)
+        assert sweeper.sweep(full=False)['settled'] == 3
+        # a job removed: its summary goes with the next quick sweep
+        assert api.delete('jobs', gone).status_code == 204
+        sweeper.sweep(full=False)
+        assert set(services.runs.summaries(storage_scope(api))) == {
+            kept, moved}
+        # the quick sweeps never listed the jobs
+        assert jobs_read['lists'] == 0
+        # a full sweep does
+        sweeper.sweep()
+        assert jobs_read['lists'] > 0
+    finally:
+        storage.list = listing
+
+
+def test_a_quick_sweep_misses_nothing_a_full_one_settles(
+        api, clock, api_app, storage):
+    """A job changed behind this process's back (another process, or
+    an older release) is due all the same: the full sweep settles it."""
+    services = helpers.services_of(api_app)
+    sched = Scheduler(api, clock)
+    job_id = sched.job()
+    sched.poll()
+    services.sweeper.sweep()
+    # another process changes the schedule: this one was not told
+    assert api.patch('jobs', job_id, json={'job_schedule': {
+        'schedule_interval': '30 minutes'}}).status_code == 200
+    services.jobs.ledger.take_changed()
+    assert services.sweeper.sweep(full=False)['settled'] == 0
+    assert services.sweeper.sweep(full=True)['settled'] == 1
+
+
 def test_the_sweep_runs_in_the_background(api, clock, api_app,
                                           monkeypatch):
     services = helpers.services_of(api_app)
     sweeper = services.sweeper
     swept = []
     monkeypatch.setattr(sweeper, 'interval', 0.01)
-    monkeypatch.setattr(sweeper, 'sweep', lambda: swept.append(1))
+    monkeypatch.setattr(sweeper, 'sweep', lambda full: swept.append(full))
     try:
         coverage(api)   # a request starts it in this process
-        for _ in range(500):
-            if len(swept) >= 2:
+        for _ in range(1000):
+            if len(swept) > sweeper.FULL_EVERY:
                 break
             time.sleep(0.01)
-        assert len(swept) >= 2
+        # the first sweep of a process is full, then every FULL_EVERY-th
+        assert swept[:sweeper.FULL_EVERY + 1] == [True] + [False] * (
+            sweeper.FULL_EVERY - 1) + [True]
     finally:
         sweeper.stop()
