@@ -22,6 +22,7 @@ import falcon.testing
 
 from freezer_api.api import app as app_module
 from freezer_api.api import context
+from freezer_api.cmd import common
 from freezer_api.core import health
 from freezer_api.storage.query import Query
 from freezer_api.storage.sqlalchemy.driver import SQLAlchemyDriver
@@ -38,6 +39,8 @@ def _app(folder):
     driver = SQLAlchemyDriver(conf)
     driver.upgrade_schema()
     app = app_module.create_app(conf, driver)
+    # as the entry points do once the application is loaded
+    common.freeze_startup_objects()
     return driver, app, falcon.testing.TestClient(
         context.NoAuthMiddleware(app, conf))
 

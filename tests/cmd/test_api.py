@@ -98,6 +98,24 @@ def test_wsgi_module_takes_the_strategy_from_the_environment(
         assert ('FREEZER_API_AUTH_STRATEGY' in proc.stderr.splitlines()[0])
 
 
+def test_wsgi_module_freezes_what_it_built_at_start_up(tmp_path):
+    """The loaded pipeline is out of the garbage collector's scans
+    (``common.freeze_startup_objects``), with no garbage kept."""
+    import subprocess
+    import sys
+    env = servers.clean_env(tmp_path, FREEZER_API_AUTH_STRATEGY='noauth')
+    code = ('import gc; before = gc.get_freeze_count(); '
+            'from freezer_api.cmd import wsgi; '
+            'print(before, gc.get_freeze_count(), gc.get_count()[0])')
+    proc = subprocess.run([sys.executable, '-c', code], env=env,
+                          capture_output=True, text=True, timeout=120,
+                          check=True)
+    before, frozen, young = map(int, proc.stdout.splitlines()[-1].split())
+    assert before == 0
+    assert frozen > 10_000
+    assert young < 100   # collected just before the freeze
+
+
 def test_development_server_still_defaults_to_noauth(tmp_path, stop_later):
     server = servers.start_freezer_api(tmp_path)
     stop_later(server)
