@@ -1,0 +1,153 @@
+"""What the audit trail and the metrics cost a write, as a client sees it.
+
+    python -m bench.audit_http [--rounds N] [--duration S]
+
+``bench.audit_cost`` times the write scenarios in process, where a request
+costs only the application's own work: its figure is an upper bound. This
+one serves each *side* (``bare``: no audit trail, no metrics, no run
+ledger; ``audit+metrics``: those two on, the ledger off, as the issue
+budgets them; see ``bench.audit_cost.SIDES``) as a deployment does: uwsgi,
+``--processes`` x ``--threads``, the configuration file and paste pipeline
+of ``freezer_api.cmd.wsgi``, each side on its own SQLite store filled with
+``bench.data``. wrk plays the write scenarios of ``bench.run`` (create
+backup, PATCH job, session start+end) on both sides in turns, the order
+alternating every round. For each scenario it prints the median over the
+rounds of the servers' CPU per operation (every uwsgi process, from
+/proc) and of the operations per second, and the cost of
+``audit+metrics`` against ``bare`` for both.
+"""
+
+import argparse
+import contextlib
+import datetime
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench import audit_cost
+from bench import data
+from bench import deploy
+from bench import load
+from bench import run as bench_run
+
+SCENARIOS = ('create_backup', 'patch_job', 'session_cycle')
+SIDES = ('bare', 'audit+metrics')
+
+
+def start_side(side, workdir, processes, threads):
+    """One uwsgi service of ``side`` on its own SQLite store."""
+    folder = os.path.join(workdir, side.replace('+', '-'))
+    os.makedirs(folder)
+    conf = os.path.join(folder, 'freezer-api.conf')
+    text = (f'[DEFAULT]\nauth_strategy = noauth\nstate_path = {folder}\n'
+            f'[database]\nconnection = sqlite:///{folder}/freezer.sqlite\n')
+    metrics = 'metrics' in side
+    if metrics:
+        # every process counts (multiprocess mode), as deployed
+        text += '[metrics]\nenabled = true\n'
+    with open(conf, 'w') as handle:
+        handle.write(text)
+    env = deploy._env(folder, FREEZER_API_CONFIG_FILES=conf,
+                      FREEZER_BENCH_SIDE=side)
+    subprocess.run([os.path.join(deploy.OURS_VENV, 'bin', 'freezer-manage'),
+                    '--config-file', conf, 'db', 'sync'],
+                   env=env, check=True, capture_output=True, cwd=folder)
+    port = bench_run._port()
+    argv = deploy._uwsgi_argv(deploy.OURS_VENV, port, processes,
+                              threads) + [
+        '--pythonpath', deploy.REPO,
+        '--module', 'bench.audit_wsgi:application']
+    return deploy._serve(side, argv, env, port, folder)
+
+
+def _cost(values, base):
+    return 100.0 * (statistics.median(values) / statistics.median(base) - 1)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m bench.audit_http')
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--duration', type=int, default=8)
+    parser.add_argument('--connections', type=int, default=8)
+    parser.add_argument('--processes', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--timeout', type=int, default=30)
+    parser.add_argument('--sides', default=','.join(SIDES),
+                        help='bare and the sides to compare with it (of '
+                        'bench.audit_cost.SIDES)')
+    parser.add_argument('--small', action='store_true',
+                        help='a tenth of the base data (harness checks)')
+    parser.add_argument('--output', default=os.path.join(
+        deploy.HERE, 'results', 'audit-http.json'))
+    args = parser.parse_args(argv)
+    sides = [side for side in args.sides.split(',') if side]
+    if sides[0] != 'bare' or not set(sides) <= set(audit_cost.SIDES):
+        parser.error(f'--sides: bare first, then some of '
+                     f'{", ".join(audit_cost.SIDES)}')
+    load.wrk_binary()
+    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
+               'machine': bench_run.machine(), 'args': vars(args),
+               'scenarios': {}}
+    with contextlib.ExitStack() as stack:
+        workdir = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix='freezer-bench-audit-'))
+        targets = []
+        for side in sides:
+            service = start_side(side, workdir, args.processes, args.threads)
+            stack.callback(service.stop)
+            ids = data.fill(service.url, small=args.small)
+            lua = data.write_lua(os.path.join(workdir, f'{side}.lua'.replace(
+                '+', '-')), ids, args.connections)
+            targets.append({'side': side, 'service': service, 'lua': lua})
+        for target in targets:  # every code path once on every worker
+            for scenario in SCENARIOS:
+                load.run(target['service'], target['lua'], scenario,
+                         args.connections, 1, timeout=args.timeout)
+        _, runs = bench_run.alternate(targets, SCENARIOS, args, args.rounds,
+                                      'audit')
+    print(f'\nWrite cost against bare, {args.processes} processes x '
+          f'{args.threads} threads, {args.connections} connections, '
+          f'{args.rounds} rounds of {args.duration} s (medians)')
+    print(f'{"scenario":15} {"side":14} {"bare CPU ms":>11} '
+          f'{"side CPU ms":>11} {"CPU cost":>8} {"bare/s":>8} '
+          f'{"side/s":>8} {"rate cost":>9}')
+    for scenario, side in itertools.product(SCENARIOS, sides[1:]):
+        bare = runs[f'bare/{scenario}']
+        audited = runs[f'{side}/{scenario}']
+        errors = sum(r['errors'] + r['unsuccessful'] for r in bare + audited)
+        cpu_b = [r['cpu_ms'] for r in bare]
+        cpu_a = [r['cpu_ms'] for r in audited]
+        rate_b = [r['rate'] for r in bare]
+        rate_a = [r['rate'] for r in audited]
+        # a lower rate is a cost: count it as the time per operation
+        rate_cost = 100.0 * (statistics.median(rate_b) /
+                             statistics.median(rate_a) - 1)
+        row = {'side': side, 'bare_cpu_ms': statistics.median(cpu_b),
+               'side_cpu_ms': statistics.median(cpu_a),
+               'cpu_cost_pct': _cost(cpu_a, cpu_b),
+               'bare_rate': statistics.median(rate_b),
+               'audited_rate': statistics.median(rate_a),
+               'rate_cost_pct': rate_cost, 'errors': errors,
+               'runs': {'bare': bare, side: audited}}
+        results['scenarios'][f'{side}/{scenario}'] = row
+        print(f'{scenario:15} {side:14} {row["bare_cpu_ms"]:11.2f} '
+              f'{row["side_cpu_ms"]:11.2f} {row["cpu_cost_pct"]:+7.1f}% '
+              f'{row["bare_rate"]:8.1f} {row["audited_rate"]:8.1f} '
+              f'{rate_cost:+8.1f}%' + (f'  ({errors} errors)' if errors
+                                       else ''))
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, 'w') as handle:
+        json.dump(results, handle, indent=1, default=str)
+    return 0
+
+
+if __name__ == '__main__':
+    started = time.monotonic()
+    code = main()
+    print(f'({time.monotonic() - started:.0f} s)', file=sys.stderr)
+    sys.exit(code)
