@@ -49,7 +49,8 @@ MAX_EVENTS = 20
 MAX_BACKUPS = 100
 # Jobs a process remembers as changed until its next sweep; past this,
 # the next sweep reads every job instead (see ``RunLedger.job_changed``).
-MAX_CHANGED = 100_000
+# Bounded also for a process whose sweep is off: about 1 MB at most.
+MAX_CHANGED = 10_000
 
 
 def every(storage, kind, scope, query=Query()):

@@ -3,6 +3,8 @@ a server or a store."""
 
 from freezer_api.core import health
 from freezer_api.core import presence
+from freezer_api.core import runs
+from freezer_api.core.coverage import HealthSweeper
 
 T0 = 1_700_000_000
 DAY = 86400
@@ -262,3 +264,71 @@ def test_counting_recent_runs_with_and_without_parsing():
     assert by_meaning(health.recent_counts(made, later)) == {
         ('completed', 'success', ''): 7, ('completed', 'fail', ''): 13}
     assert health.recent_counts(health.empty_summary(job()), T0) == {}
+
+
+# -- the sweep's quick pass: which jobs it looks at --------------------------
+
+def test_a_scheduler_run_state_patch_never_reschedules():
+    job = {'job_schedule': {'schedule_interval': '1 hours',
+                            'status': 'scheduled'}}
+    running = {'job_schedule': {**job['job_schedule'], 'status': 'running'}}
+    assert not health.patch_reschedules(
+        {'job_schedule': {'status': 'running', 'time_started': 5}},
+        job, running)
+    # a stop holds the job: its expected runs change
+    stopped = {'job_schedule': {**job['job_schedule'], 'event': 'stop'}}
+    assert health.patch_reschedules({'job_schedule': {'event': 'stop'}},
+                                    job, stopped)
+    for patch in ({'job_schedule': {'schedule_interval': '2 hours'}},
+                  {'client_id': 'other'}, {'run_lease': 60},
+                  {'job_schedule': {'status': 'running'}, 'rpo': 5}):
+        assert health.patch_reschedules(patch, job, job)
+
+
+class _Coverage:
+    """What HealthSweeper calls, noting which pass ran."""
+
+    def __init__(self):
+        self.passes = []
+        self.runs = self
+
+    def settle_due(self, scope):
+        self.passes.append('full')
+        return 0
+
+    def settle_changed(self, scope, changed):
+        self.passes.append(sorted(changed))
+        return 0
+
+    def purge_expired(self):
+        return 0
+
+
+def test_the_quick_pass_takes_the_changed_jobs_once():
+    ledger = runs.RunLedger(lambda: 0, runs.HealthSettings())
+    coverage = _Coverage()
+    sweeper = HealthSweeper(coverage, 60, ledger)
+    ledger.job_changed('p', 'a')
+    ledger.job_changed('p', 'b')
+    ledger.job_changed('p', 'a')
+    sweeper.sweep(full=False)
+    sweeper.sweep(full=False)
+    assert coverage.passes == [[('p', 'a'), ('p', 'b')], []]
+
+
+def test_too_many_changes_make_the_next_pass_full(monkeypatch):
+    monkeypatch.setattr(runs, 'MAX_CHANGED', 2)
+    ledger = runs.RunLedger(lambda: 0, runs.HealthSettings())
+    coverage = _Coverage()
+    sweeper = HealthSweeper(coverage, 60, ledger)
+    for job_id in 'abc':
+        ledger.job_changed('p', job_id)
+    sweeper.sweep(full=False)
+    sweeper.sweep(full=False)
+    assert coverage.passes == ['full', []]
+
+
+def test_without_a_ledger_every_pass_is_full():
+    coverage = _Coverage()
+    HealthSweeper(coverage, 60).sweep(full=False)
+    assert coverage.passes == ['full']
