@@ -2,6 +2,7 @@
 of the HTTP suite, with a scheduler played by hand (tests/api/
 test_job_runs.py) and the test clock."""
 
+import collections
 import time
 
 import pytest
@@ -124,28 +125,27 @@ def test_bad_search_is_a_400(api):
 # -- the per-job summaries (kind job_health) --------------------------------
 
 @pytest.fixture
-def run_reads(storage, monkeypatch):
-    """How many times the run records were listed."""
-    counted = {'runs': 0}
+def list_reads(storage, monkeypatch):
+    """How many times the documents of each kind were listed."""
+    counted: collections.Counter = collections.Counter()
     listing = storage.list
 
     def counting(kind, *args, **kwargs):
-        if kind == 'runs':
-            counted['runs'] += 1
+        counted[kind] += 1
         return listing(kind, *args, **kwargs)
 
     monkeypatch.setattr(storage, 'list', counting)
     return counted
 
 
-def test_a_job_not_due_is_read_from_its_summary(api, clock, run_reads):
+def test_a_job_not_due_is_read_from_its_summary(api, clock, list_reads):
     sched = Scheduler(api, clock)
     job_id = sched.job()
     clock.advance(INTERVAL)
     sched.poll()
     sched.run(job_id, seconds=20)
     coverage(api)
-    settled = run_reads['runs']
+    settled = list_reads['runs']
     assert settled > 0      # no summary yet: the job was settled
     # a run reported since: the ledger noted it in the summary
     clock.advance(10)
@@ -153,13 +153,13 @@ def test_a_job_not_due_is_read_from_its_summary(api, clock, run_reads):
     sched.run(job_id, 'fail', seconds=5)
     sched.run(job_id, seconds=7)
     entry = job_entry(coverage(api), job_id)
-    assert run_reads['runs'] == settled
+    assert list_reads['runs'] == settled
     assert entry['last_success']['age'] == 0
     assert entry['missed_7d'] == 0 and entry['stale'] is False
     # the summary's next check came: settled again
     clock.advance(INTERVAL + 60)
     coverage(api)
-    assert run_reads['runs'] > settled
+    assert list_reads['runs'] > settled
 
 
 def test_a_run_going_on_too_long_is_stale_from_its_summary(api, clock):
@@ -217,7 +217,7 @@ def test_a_report_during_a_settle_is_not_overwritten(api, clock, api_app,
 
 
 def test_the_sweep_settles_purges_and_forgets(api, clock, api_app, storage,
-                                              run_reads):
+                                              list_reads):
     services = helpers.services_of(api_app)
     sched = Scheduler(api, clock)
     kept, gone = sched.job(), sched.job()
@@ -229,9 +229,9 @@ def test_the_sweep_settles_purges_and_forgets(api, clock, api_app, storage,
     # read after it settles nothing
     clock.advance(3 * INTERVAL)
     assert services.sweeper.sweep()['settled'] == 2
-    reads = run_reads['runs']
+    reads = list_reads['runs']
     entry = job_entry(coverage(api), kept)
-    assert run_reads['runs'] == reads
+    assert list_reads['runs'] == reads
     assert entry['missed_7d'] >= 2 and entry['client_offline'] is True
     # a job removed: its summary goes with the next sweep
     assert api.delete('jobs', gone).status_code == 204
@@ -250,7 +250,7 @@ def storage_scope(api):
 
 
 def test_a_quick_sweep_looks_at_due_summaries_and_changed_jobs(
-        api, clock, api_app, storage):
+        api, clock, api_app, list_reads):
     services = helpers.services_of(api_app)
     sweeper = services.sweeper
     sched = Scheduler(api, clock)
@@ -259,42 +259,31 @@ def test_a_quick_sweep_looks_at_due_summaries_and_changed_jobs(
     sched.run(kept, seconds=5)
     # the jobs were created here: a quick sweep makes their summaries
     assert sweeper.sweep(full=False) == {'settled': 3, 'purged': 0}
-    jobs_read = {'lists': 0}
-    listing = storage.list
-
-    def counting(kind, *args, **kwargs):
-        if kind == 'jobs':
-            jobs_read['lists'] += 1
-        return listing(kind, *args, **kwargs)
-
-    storage.list = counting
-    try:
-        # nothing due, nothing changed
-        assert sweeper.sweep(full=False)['settled'] == 0
-        # a scheduler's run reports are noted by the ledger: not due
-        sched.run(kept, seconds=5)
-        assert sweeper.sweep(full=False)['settled'] == 0
-        # a schedule changed through the API is looked at at once
-        assert api.patch('jobs', moved, json={'job_schedule': {
-            'schedule_interval': '30 minutes'}}).status_code == 200
-        assert sweeper.sweep(full=False)['settled'] == 1
-        summary = services.runs.summaries(storage_scope(api))[moved]
-        assert summary['interval'] == 1800
-        # the scheduler goes away: summaries fall due by themselves
-        clock.advance(6 * INTERVAL)
-        assert sweeper.sweep(full=False)['settled'] == 3
-        # a job removed: its summary goes with the next quick sweep
-        assert api.delete('jobs', gone).status_code == 204
-        sweeper.sweep(full=False)
-        assert set(services.runs.summaries(storage_scope(api))) == {
-            kept, moved}
-        # the quick sweeps never listed the jobs
-        assert jobs_read['lists'] == 0
-        # a full sweep does
-        sweeper.sweep()
-        assert jobs_read['lists'] > 0
-    finally:
-        storage.list = listing
+    jobs_listed = list_reads['jobs']   # the scheduler's poll
+    # nothing due, nothing changed
+    assert sweeper.sweep(full=False)['settled'] == 0
+    # a scheduler's run reports are noted by the ledger: not due
+    sched.run(kept, seconds=5)
+    assert sweeper.sweep(full=False)['settled'] == 0
+    # a schedule changed through the API is looked at at once
+    assert api.patch('jobs', moved, json={'job_schedule': {
+        'schedule_interval': '30 minutes'}}).status_code == 200
+    assert sweeper.sweep(full=False)['settled'] == 1
+    summary = services.runs.summaries(storage_scope(api))[moved]
+    assert summary['interval'] == 1800
+    # the scheduler goes away: summaries fall due by themselves
+    clock.advance(6 * INTERVAL)
+    assert sweeper.sweep(full=False)['settled'] == 3
+    # a job removed: its summary goes with the next quick sweep
+    assert api.delete('jobs', gone).status_code == 204
+    sweeper.sweep(full=False)
+    assert set(services.runs.summaries(storage_scope(api))) == {
+        kept, moved}
+    # the quick sweeps never listed the jobs
+    assert list_reads['jobs'] == jobs_listed
+    # a full sweep does
+    sweeper.sweep()
+    assert list_reads['jobs'] > jobs_listed
 
 
 def test_a_quick_sweep_misses_nothing_a_full_one_settles(
