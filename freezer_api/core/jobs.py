@@ -323,9 +323,8 @@ class JobManager(base.Manager):
                 txn.update(record, doc)
                 if self.ledger is not None:
                     self.ledger.job_event(txn, record.doc, event)
-                    if health.watches_schedule(record.doc) != \
-                            health.watches_schedule(doc):
-                        self._changed(record.project_id, job_id)
+                # a stop or abort holds the job, a start releases it
+                self._changed(record.project_id, job_id)
             return result
 
         return self.storage.atomic(write)
