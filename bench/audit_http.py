@@ -131,13 +131,13 @@ def main(argv=None):
                'side_cpu_ms': statistics.median(cpu_a),
                'cpu_cost_pct': _cost(cpu_a, cpu_b),
                'bare_rate': statistics.median(rate_b),
-               'audited_rate': statistics.median(rate_a),
+               'side_rate': statistics.median(rate_a),
                'rate_cost_pct': rate_cost, 'errors': errors,
                'runs': {'bare': bare, side: audited}}
         results['scenarios'][f'{side}/{scenario}'] = row
         print(f'{scenario:15} {side:14} {row["bare_cpu_ms"]:11.2f} '
               f'{row["side_cpu_ms"]:11.2f} {row["cpu_cost_pct"]:+7.1f}% '
-              f'{row["bare_rate"]:8.1f} {row["audited_rate"]:8.1f} '
+              f'{row["bare_rate"]:8.1f} {row["side_rate"]:8.1f} '
               f'{rate_cost:+8.1f}%' + (f'  ({errors} errors)' if errors
                                        else ''))
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
