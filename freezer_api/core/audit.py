@@ -413,9 +413,10 @@ class AuditedStorage:
                                        created_at, doc)
         # NOTE: through atomic, the driver's one entry for changes (a
         # taken id is tried once more there, and found taken again).
-        return self.atomic(
-            lambda txn: txn.insert(kind, doc_id, project_id, user_id,
-                                   created_at, doc))
+        with self._driver.preparing(doc):
+            return self.atomic(
+                lambda txn: txn.insert(kind, doc_id, project_id, user_id,
+                                       created_at, doc))
 
     def delete(self, kind, doc_id, scope):
         if _current.get() is None:

@@ -23,13 +23,14 @@ Versions
 """
 
 import abc
+import contextlib
 import dataclasses
 import logging
 import random
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, ContextManager, TypeVar
 
 from freezer_api.storage import errors
 from freezer_api.storage.query import Query
@@ -286,10 +287,17 @@ class StorageDriver(abc.ABC):
     def create(self, kind: str, doc_id: str, project_id: str, user_id: str,
                created_at: int, doc: dict) -> Record:
         """Store a new document (as ``Transaction.insert``, on its own)."""
-        return self.run_atomic(
-            lambda txn: txn.insert(kind, doc_id, project_id, user_id,
-                                   created_at, doc),
-            rerun_on_collision=False)
+        with self.preparing(doc):
+            return self.run_atomic(
+                lambda txn: txn.insert(kind, doc_id, project_id, user_id,
+                                       created_at, doc),
+                rerun_on_collision=False)
+
+    def preparing(self, doc: dict) -> ContextManager[None]:
+        """While in this context, ``doc`` is about to be inserted as it is
+        (not changed before): an engine may encode it ahead, outside of
+        any transaction and lock. Nothing by default."""
+        return contextlib.nullcontext()
 
     def delete(self, kind: str, doc_id: str, scope: Scope) -> None:
         """Remove one document (a transaction of its own).

@@ -27,7 +27,6 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 
 from freezer_api.storage import base
 from freezer_api.storage.sqlalchemy import models
@@ -97,38 +96,17 @@ def _dumps(record):
     return json.dumps(record, separators=(',', ':'), ensure_ascii=False)
 
 
-def _execute(driver, conn, sql, params, many=False):
-    """Run a prepared audit statement in the transaction of ``conn``;
-    return its DB-API cursor (or SQLAlchemy's result on server
-    databases): ``rowcount``, ``fetchone()``.
-
-    PERF: on SQLite straight on the DB-API connection: through
-    ``exec_driver_sql`` each statement of an audited write cost about
-    15 us of CPU, through the DB-API 3 us (the write is 1 to 1.3 ms in
-    process). Its errors are wrapped as SQLAlchemy would, for ``_guard``
-    to translate. Server databases go through SQLAlchemy, which also
-    notices and discards dead connections.
-    """
-    if not driver._sqlite:
-        return conn.exec_driver_sql(sql, params)
-    raw = conn.connection.driver_connection
-    error = driver._engine.dialect.loaded_dbapi.Error
-    try:
-        return (raw.executemany if many else raw.execute)(sql, params)
-    except error as exc:
-        raise sa_exc.DBAPIError.instance(sql, params, exc, error) from exc
-
-
 def _run(driver, conn, key, build, values, many=False):
-    # PERF: compiled once (see statements.Prepared): running SQLAlchemy
-    # statements cost more than the writes themselves.
-    prepared = driver._statements.prepared(('audit',) + key, build)
+    # PERF: compiled once (see statements.Prepared) and, on SQLite, run on
+    # the DB-API connection (statements.Statements.run): through SQLAlchemy
+    # the statements cost more than the writes themselves.
+    statements = driver._statements
+    prepared = statements.prepared(('audit',) + key, build)
     if many:
-        return _execute(driver, conn, prepared.sql,
-                        [prepared.parameters(row) for row in values],
-                        many=True)
-    return _execute(driver, conn, prepared.sql,
-                    prepared.parameters(values))
+        return statements.run(conn, prepared.sql,
+                              [prepared.parameters(row) for row in values],
+                              many=True)
+    return statements.run(conn, prepared.sql, prepared.parameters(values))
 
 
 class TransactionAudit:

@@ -8,6 +8,7 @@ compiled statement serves every search, read or write of the same shape.
 """
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 
 from freezer_api.storage import base
@@ -108,7 +109,29 @@ class Statements:
     def __init__(self, dialect):
         self._dialect = dialect
         self._postgresql = dialect.name == 'postgresql'
+        self._sqlite = dialect.name == 'sqlite'
         self._cache = {}
+
+    def run(self, conn, sql, params, many=False):
+        """Run compiled SQL in the transaction of ``conn``; return its
+        DB-API cursor on SQLite, SQLAlchemy's result elsewhere (both
+        have ``rowcount``, ``lastrowid`` and ``fetchone()``).
+
+        PERF: on SQLite straight on the DB-API connection: a statement
+        through ``exec_driver_sql`` costs about 15 us of CPU more, in the
+        write lock. Errors are wrapped as SQLAlchemy would, for the
+        transaction's guard to translate. Server databases go through
+        SQLAlchemy, which also notices and discards dead connections.
+        """
+        if not self._sqlite:
+            return conn.exec_driver_sql(sql, params)
+        raw = conn.connection.driver_connection
+        error = self._dialect.loaded_dbapi.Error
+        try:
+            return (raw.executemany if many else raw.execute)(sql, params)
+        except error as exc:
+            raise sa_exc.DBAPIError.instance(sql, params, exc,
+                                             error) from exc
 
     def prepared(self, key, build):
         """The compiled form of the statement ``build()`` makes for
@@ -153,12 +176,18 @@ class Statements:
 
     # -- the index -------------------------------------------------------
 
-    def write_terms(self, conn, kind, pk, doc, replace):
-        """Index ``doc``, stored in row ``pk``; ``replace`` its rows."""
+    def write_terms(self, conn, kind, pk, doc, replace, rows=None):
+        """Index ``doc``, stored in row ``pk``; ``replace`` its rows.
+        ``rows``: its index rows made beforehand (any ``doc_pk``)."""
         table = models.terms[kind]
         if replace:
             conn.execute(sa.delete(table).where(table.c.doc_pk == pk))
-        self._insert_terms(conn, kind, models.term_rows(pk, doc))
+        if rows is None:
+            rows = models.term_rows(pk, doc)
+        else:
+            for row in rows:
+                row['doc_pk'] = pk
+        self._insert_terms(conn, kind, rows)
 
     def update_terms(self, conn, kind, pk, old_doc, doc):
         """Turn the index rows of ``old_doc`` into those of ``doc``.
@@ -181,8 +210,8 @@ class Statements:
                              table.c.path == sa.bindparam('t_path'),
                              table.c.key == sa.bindparam('t_key'),
                              table.c.value == sa.bindparam('t_value')))
-            conn.exec_driver_sql(prepared.sql, [prepared.parameters(row)
-                                                for row in gone])
+            self.run(conn, prepared.sql,
+                     [prepared.parameters(row) for row in gone], many=True)
         self._insert_terms(conn, kind, [row for term, row in new.items()
                                         if term not in old])
 
@@ -199,8 +228,8 @@ class Statements:
         prepared = self.prepared(
             ('terms', kind, names), lambda: sa.insert(table).values(
                 {name: sa.bindparam(name) for name in names}))
-        conn.exec_driver_sql(prepared.sql,
-                             [prepared.parameters(row) for row in rows])
+        self.run(conn, prepared.sql,
+                 [prepared.parameters(row) for row in rows], many=True)
 
     # -- reads -------------------------------------------------------------
 
