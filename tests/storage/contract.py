@@ -1057,6 +1057,39 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
         assert driver.describe_schema()['tables'] == {}
         assert driver.describe_schema()['revision'] is None
 
+    def test_a_prepared_insert_stores_what_an_insert_in_a_change_does(
+            self, driver):
+        from freezer_api.storage.sqlalchemy import models
+
+        def stored(doc_id):
+            table = models.documents['jobs']
+            terms = models.terms['jobs']
+            with driver._engine.connect() as conn:
+                pk, text = conn.execute(
+                    sa.select(table.c.pk, table.c.doc).where(
+                        table.c.id == doc_id)).one()
+                rows = conn.execute(
+                    sa.select(terms.c.path, terms.c.key, terms.c.value,
+                              terms.c.num, terms.c.text).where(
+                        terms.c.doc_pk == pk)).all()
+            return json.loads(text), sorted(rows, key=repr)
+
+        doc = {'a': {'b': [1, 'X', None, 2.5]}, 'c': True, 'd': 'ü'}
+        driver.create('jobs', 'prepared', P1, U1, 1, doc)
+        driver.atomic(lambda txn: txn.insert('jobs', 'in-change', P1, U1, 1,
+                                             dict(doc)))
+        assert stored('prepared') == stored('in-change')
+        assert stored('prepared')[0] == doc
+        # what is prepared is that very document: another one inserted
+        # meanwhile is encoded as itself
+        other = {'other': 1}
+        with driver.preparing(doc):
+            driver.atomic(lambda txn: txn.insert('jobs', 'other', P1, U1, 1,
+                                                 other))
+        assert stored('other')[0] == other
+        assert [row[:3] for row in stored('other')[1]] == [
+            ('other', 'other', '1')]
+
     def test_migrations_match_the_models(self, backend, driver):
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
