@@ -1097,24 +1097,22 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
 
     def test_a_prepared_insert_stores_what_an_insert_in_a_change_does(
             self, driver):
-        def stored(doc_id):
-            return self.stored(driver, doc_id)
-
         doc = {'a': {'b': [1, 'X', None, 2.5]}, 'c': True, 'd': 'ü'}
         driver.create('jobs', 'prepared', P1, U1, 1, doc)
         driver.atomic(lambda txn: txn.insert('jobs', 'in-change', P1, U1, 1,
                                              dict(doc)))
-        assert stored('prepared') == stored('in-change')
-        assert stored('prepared')[0] == doc
+        prepared = self.stored(driver, 'prepared')
+        assert prepared == self.stored(driver, 'in-change')
+        assert prepared[0] == doc
         # what is prepared is that very document: another one inserted
         # meanwhile is encoded as itself
         other = {'other': 1}
         with driver.preparing(doc):
             driver.atomic(lambda txn: txn.insert('jobs', 'other', P1, U1, 1,
                                                  other))
-        assert stored('other')[0] == other
-        assert [row[:3] for row in stored('other')[1]] == [
-            ('other', 'other', '1')]
+        other_doc, other_rows = self.stored(driver, 'other')
+        assert other_doc == other
+        assert [row[:3] for row in other_rows] == [('other', 'other', '1')]
 
     def test_migrations_match_the_models(self, backend, driver):
         from alembic.autogenerate import compare_metadata
