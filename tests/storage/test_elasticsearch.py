@@ -347,6 +347,48 @@ class TestElasticsearch(contract.StorageContract,
         finally:
             other.close()
 
+    @pytest.mark.parametrize('mode', ['on_search', 'true'])
+    def test_concurrent_writers_each_read_their_writes(self, backend, driver,
+                                                       mode):
+        """Concurrent requests of a process share refreshes (after writes
+        with refresh = true, before searches with on_search); each writer
+        must still find its own write in a list from another driver as
+        soon as it returns, for creates and for changes of several
+        documents."""
+        # ``driver`` made the index; these two use it as processes would
+        writer = backend.make_driver(refresh=mode)
+        reader = backend.make_driver(refresh=mode)
+        refreshed = []
+        for group in (writer.refreshes, reader.refreshes):
+            real = group._refresh
+            group._refresh = lambda real=real: (refreshed.append(1), real())
+
+        def work(thread):
+            for i in range(8):
+                mark = thread * 100 + i
+                record = contract.add(writer, 'sessions', f's{mark}',
+                                      doc={'mark': mark})
+                assert reader.list('sessions', Scope(contract.P1), Query(
+                    match=(Term('mark', mark),)), 10, 0) == [record]
+
+                def change(txn, mark=mark):
+                    found = txn.get('sessions', f's{mark}', contract.ALL)
+                    txn.update(found, {'mark': -mark - 1})
+                    txn.insert('jobs', f'j{mark}', contract.P1,
+                               contract.U1, mark, {'mark': -mark - 1})
+                writer.atomic(change)
+                for kind in ('sessions', 'jobs'):
+                    assert len(reader.list(kind, contract.ALL, Query(
+                        match=(Term('mark', -mark - 1),)), 10, 0)) == 1
+
+        try:
+            assert run_in_threads(6, work) == []
+        finally:
+            writer.close()
+            reader.close()
+        # the refreshes were the group's: none came with a write
+        assert refreshed
+
     def test_losing_multi_document_change_undoes_its_writes(
             self, backend, driver):
         # Two documents: the change writes "a" first ("a" < "b"), then
@@ -502,6 +544,11 @@ class TestElasticsearch(contract.StorageContract,
             'job_id': 'j2', 'job_schedule': {'time_created': 'soon'}})
         contract.add(driver, 'backups', 'b1', doc={
             'backup_metadata': {'level': 2, 'encrypted': True}})
+
+        # NOTE: writes do not refresh (refresh = on_search): an operator's
+        # own search sees them within the index's refresh interval
+        requests.post(f'{backend.server.url}/{backend.index}/_refresh',
+                      timeout=30)
 
         def search(query):
             response = requests.post(

@@ -76,10 +76,13 @@ class TransactionAudit:
     _entries: Any
     _check: Any
     lost_race: Any
+    chain_lock: Any
 
     def append_audit(self, project_id, entries, seal):
         driver = self._driver
         self._check()
+        if self.chain_lock is None:  # the first chain of the change
+            self.chain_lock = driver.hold_chain(project_id)
         head = driver._audit_heads.get(project_id)
         if head is not None and not driver._audit_head_stands(project_id,
                                                               head):

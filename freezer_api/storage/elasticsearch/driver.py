@@ -20,8 +20,13 @@ Layout (see ``mappings``)
 
 Read-your-writes
     Gets by id are real-time. Lists and searches see a write once its shard
-    is refreshed: with ``[elasticsearch] refresh = true`` (the default) a
-    write request refreshes before it returns.
+    is refreshed. With ``[elasticsearch] refresh = on_search`` (the
+    default) a search first waits for a refresh that began after it was
+    asked: every write acknowledged before is in it, whichever process
+    wrote it, and writes do not refresh at all. With ``true`` a write
+    returns once a refresh that began after its writes has finished. In
+    both, the concurrent waiters of a process share one refresh
+    (``refreshes``).
 
 Transactions
     ``atomic`` runs the change against a private overlay: reads go to the
@@ -53,6 +58,7 @@ from freezer_api.storage.elasticsearch import documents
 from freezer_api.storage.elasticsearch import failures
 from freezer_api.storage.elasticsearch import journal as journal_module
 from freezer_api.storage.elasticsearch import mappings
+from freezer_api.storage.elasticsearch import refreshes
 from freezer_api.storage.elasticsearch import turns as turns_module
 
 __all__ = ['ElasticsearchDriver', 'doc_key']
@@ -74,6 +80,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
     def __init__(self, driver):
         self._driver = driver
         self._entries = {}
+        self.chain_lock = None  # see TransactionAudit.append_audit
 
     def _check(self):
         if self.doomed is not None:
@@ -198,9 +205,14 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         self._client_lock = threading.Lock()
         self._client = None
         self._pid = None
+        self.refreshes = refreshes.RefreshGroup(self._refresh_index)
         self.journal = journal_module.Journal(self, self._get_raw,
-                                              self._index, self._refresh)
+                                              self._index, self._refresh,
+                                              self.refreshes)
         self.turns = turns_module.Turns(self, self._index)
+        # a project's chain -> one of these (by hash; two projects may
+        # share one, and a change holds one at most)
+        self._chain_locks = [threading.Lock() for _ in range(64)]
         # NOTE: the client logs every request at INFO and each retry as a
         # warning with a traceback; this driver logs one line per failure
         # itself. Keep theirs for debugging, unless the operator set a
@@ -274,6 +286,31 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         """
         return self.client.options(max_retries=0)
 
+    def hold_chain(self, project_id):
+        """Take this process's lock of a project's audit chain, for a
+        change's head read and commit; None if it stayed held for
+        ``contention_timeout`` (the change then races, as between
+        processes).
+
+        PERF: the changes of one project all append to its chain; raced
+        for, the losers' writes are undone and run again, so that four
+        threads of one process got no more through than one. Queued, each
+        of them seals after the record the one before it wrote.
+        """
+        lock = self._chain_locks[hash(project_id) % len(self._chain_locks)]
+        return lock if lock.acquire(timeout=self.contention_timeout) \
+            else None
+
+    def _make_visible(self):
+        """Before a search: with refresh = on_search, make every write
+        acknowledged so far searchable (see ``refreshes``)."""
+        if self._refresh == 'on_search':
+            self.refreshes.wait()
+
+    def _refresh_index(self):
+        with failures.guard('refreshing the index'):
+            self.client.indices.refresh(index=self._index)
+
     # -- low-level reads ---------------------------------------------------
 
     def _get_raw(self, key):
@@ -316,6 +353,7 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         found so far and ``timed_out``: a partial page that clients would
         take for the end of the list, so it is an error instead.
         """
+        self._make_visible()
         if self._query_timeout:
             kwargs['timeout'] = (
                 f'{max(1, round(self._query_timeout * 1_000_000))}micros')
@@ -403,6 +441,7 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
 
     def _deep_page(self, body_query, limit, offset):
         """A page past the result window: walk there with search_after."""
+        self._make_visible()
         total = self.client.count(index=self._index,
                                   query=body_query)['count']
         if offset >= total:
@@ -435,13 +474,17 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         key = doc_key(kind, project_id, doc_id)
         with failures.guard('creating a document'):
             try:
-                self.writer.create(index=self._index, id=key,
-                                   document=documents.source(record),
-                                   refresh=self._refresh,
-                                   require_alias=True)
+                self.writer.create(
+                    index=self._index, id=key,
+                    document=documents.source(record),
+                    refresh='wait_for' if self._refresh == 'wait_for' else (
+                        'false'),
+                    require_alias=True)
             except elasticsearch.ConflictError:
                 raise base.IdTaken(f'{kind} {doc_id!r} already exists') \
                     from None
+        if self._refresh == 'true':
+            self.refreshes.wait()
         return record
 
     def atomic(self, change):
@@ -458,10 +501,14 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
 
     def _attempt(self, change):
         txn = _Transaction(self)
-        # NOTE: writes wait in the transaction until the commit: nothing to
-        # roll back.
-        result = txn.run(change, abort=lambda: None)
-        self._commit(txn)
+        try:
+            # NOTE: writes wait in the transaction until the commit:
+            # nothing to roll back.
+            result = txn.run(change, abort=lambda: None)
+            self._commit(txn)
+        finally:
+            if txn.chain_lock is not None:
+                txn.chain_lock.release()
         return result
 
     # -- commit ------------------------------------------------------------

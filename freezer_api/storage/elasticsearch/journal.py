@@ -95,6 +95,7 @@ from freezer_api.storage import errors
 from freezer_api.storage.elasticsearch import audit
 from freezer_api.storage.elasticsearch import documents
 from freezer_api.storage.elasticsearch import failures
+from freezer_api.storage.elasticsearch import refreshes as refreshes_module
 
 __all__ = ['INTENT', 'SWEEP_INTERVAL', 'INTENT_GRACE', 'LEASE', 'Entry',
            'Intent', 'Journal']
@@ -168,11 +169,14 @@ class Journal:
     twice); ``get_raw(key)`` is a real-time get (None when absent).
     """
 
-    def __init__(self, clients, get_raw, index, refresh):
+    def __init__(self, clients, get_raw, index, refresh, refreshes):
         self._clients = clients
         self._get_raw = get_raw
         self._index = index
         self._refresh = refresh
+        self._refreshes = refreshes  # a refreshes.RefreshGroup
+        # undo and roll-back: rare, each write waits on its own
+        self._write_refresh = refreshes_module.of_write(refresh)
         self._owner = None
         self._owner_pid = None
         # Intents this journal holds: of its changes under way, and those
@@ -210,12 +214,10 @@ class Journal:
         count = len(conditional) + len(creates)
         if count == 0:
             return
-        # One write: let it refresh its own shard. Several: refresh once at
-        # the end (or wait on each, with refresh = wait_for).
-        if count == 1 or self._refresh == 'wait_for':
-            refresh = self._refresh
-        else:
-            refresh = 'false'
+        # PERF: with refresh = true, the writes wait together for one
+        # refresh of the process's writers (``refreshes``), after the last
+        # of them; with wait_for each write waits for the periodic one.
+        refresh = 'wait_for' if self._refresh == 'wait_for' else 'false'
         intent = None
         if count > 1:
             intent = self.open(conditional + creates)
@@ -232,9 +234,8 @@ class Journal:
                     if intent is not None:
                         intent.check_lease()
                     self.create_all(creates, refresh, applied, stamp)
-                if refresh == 'false' and count > 1 and (
-                        self._refresh == 'true'):
-                    self._clients.client.indices.refresh(index=self._index)
+                if self._refresh == 'true':
+                    self._refreshes.wait()
         except (base.LostRace, base.IdTaken):
             # Every write not in ``applied`` was refused: undoing the
             # others restores the documents, and the intent can go.
@@ -412,18 +413,20 @@ class Journal:
                 if entry.original is None:
                     writer.delete(index=self._index, id=key,
                                   if_seq_no=seq_no, if_primary_term=term,
-                                  refresh=self._refresh)
+                                  refresh=self._write_refresh)
                 elif entry.current is None:
                     writer.create(index=self._index, id=key,
                                   document=documents.source(entry.original,
                                                             entry.stamp),
-                                  refresh=self._refresh, require_alias=True)
+                                  refresh=self._write_refresh,
+                                  require_alias=True)
                 else:
                     writer.index(index=self._index, id=key,
                                  document=documents.source(entry.original,
                                                            entry.stamp),
                                  if_seq_no=seq_no, if_primary_term=term,
-                                 refresh=self._refresh, require_alias=True)
+                                 refresh=self._write_refresh,
+                                 require_alias=True)
                 LOG.debug('Undid the write of %s', key)
             except failures.CLIENT_ERRORS as exc:
                 complete = False
@@ -526,7 +529,7 @@ class Journal:
             try:
                 self._clients.writer.delete(
                     index=self._index, id=key, if_seq_no=claim[0],
-                    if_primary_term=claim[1], refresh=self._refresh)
+                    if_primary_term=claim[1], refresh=self._write_refresh)
             except (elasticsearch.NotFoundError,
                     elasticsearch.ConflictError):
                 pass
@@ -564,7 +567,7 @@ class Journal:
                     writer.create(
                         index=self._index, id=key,
                         document=documents.source(before, before_stamp),
-                        refresh=self._refresh, require_alias=True)
+                        refresh=self._write_refresh, require_alias=True)
                     LOG.info('Rolled back the deletion of %s', key)
                 return
             if hit is None or hit['_source'].get(
@@ -574,13 +577,13 @@ class Journal:
                 writer.delete(index=self._index, id=key,
                               if_seq_no=hit['_seq_no'],
                               if_primary_term=hit['_primary_term'],
-                              refresh=self._refresh)
+                              refresh=self._write_refresh)
             else:
                 writer.index(index=self._index, id=key,
                              document=documents.source(before, before_stamp),
                              if_seq_no=hit['_seq_no'],
                              if_primary_term=hit['_primary_term'],
-                             refresh=self._refresh, require_alias=True)
+                             refresh=self._write_refresh, require_alias=True)
             LOG.info('Rolled back %s', key)
         except elasticsearch.ConflictError:
             LOG.info('Did not roll back %s: written again meanwhile', key)
