@@ -246,6 +246,9 @@ def start_ours(workdir, port, store, processes=2, threads=2, name='ours',
             hosts = {store['es_hosts']}
             index = {store['es_index']}
             """)
+        # the [elasticsearch] refresh mode to compare, when not the default
+        if os.environ.get('FREEZER_BENCH_ES_REFRESH'):
+            text += f"refresh = {os.environ['FREEZER_BENCH_ES_REFRESH']}\n"
     else:
         text += f"[database]\nconnection = {store['connection']}\n"
     text += textwrap.dedent(extra_conf)

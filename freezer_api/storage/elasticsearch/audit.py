@@ -33,8 +33,10 @@ __all__ = ['AUDIT_KIND', 'audit_key', 'audit_source', 'TransactionAudit',
 AUDIT_KIND = '_audit'
 # Events claimed once (``claim_event``).
 EVENT_KIND = '_event'
-# Forward probes of a stale head before the change gives up and runs again.
+# Forward probes of a stale head before the change gives up and runs again,
+# and how many records one request reads.
 _MAX_PROBES = 64
+_PROBE_BATCH = 4
 
 
 def audit_key(project_id, seq):
@@ -84,17 +86,13 @@ class TransactionAudit:
         if self.chain_lock is None:  # the first chain of the change
             self.chain_lock = driver.hold_chain(project_id)
         head = driver._audit_heads.get(project_id)
-        if head is not None and not driver._audit_head_stands(project_id,
-                                                              head):
-            head = None  # rolled back, or purged: look again
+        if head is not None:
+            # None when rolled back, or purged: look again
+            head = driver._audit_head_after(project_id, head, stands=True)
         if head is None:
-            head = driver._newest_audit(project_id)
-        for _ in range(_MAX_PROBES):
-            hit = driver._get_raw(audit_key(project_id, head[0] + 1))
-            if hit is None:
-                break
-            head = (hit['_source']['seq'], hit['_source']['doc']['hash'])
-        else:
+            head = driver._audit_head_after(
+                project_id, driver._newest_audit(project_id))
+        if head is None:
             raise self.lost_race()
         sealed = seal(entries, *head)
         for record in sealed:
@@ -138,16 +136,37 @@ class DriverAudit:
                 from_=offset, track_total_hits=False)
         return [hit['_source']['doc'] for hit in response['hits']['hits']]
 
-    def _audit_head_stands(self, project_id, head):
-        """Whether record ``head`` is stored as remembered (the change
-        that wrote it may have been rolled back)."""
-        with failures.guard('reading the audit trail'):
-            try:
-                hit = self.client.get(index=self._index, realtime=True,
-                                      id=audit_key(project_id, head[0]))
-            except elasticsearch.NotFoundError:
-                return False
-        return hit['_source']['doc'].get('hash') == head[1]
+    def _audit_head_after(self, project_id, head, stands=False):
+        """The chain's head from ``head`` (seq, hash) on: the last of the
+        records stored after it without a gap; None when ``stands`` and
+        record ``head`` is not stored as remembered (the change that
+        wrote it may have been rolled back), or after too many probes.
+
+        PERF: one real-time multi-get reads the record and the next
+        ones, where a get of each took a round trip while the change
+        holds the chain.
+        """
+        for _ in range(_MAX_PROBES // _PROBE_BATCH):
+            first = head[0] if stands else head[0] + 1
+            seqs = range(first, head[0] + _PROBE_BATCH + 1)
+            with failures.guard('reading the audit trail'):
+                found = self.client.mget(
+                    index=self._index, realtime=True,
+                    ids=[audit_key(project_id, seq) for seq in seqs])
+            docs = found['docs']
+            if stands:
+                stored = docs[0]
+                if not stored.get('found') or stored['_source']['doc'].get(
+                        'hash') != head[1]:
+                    return None
+                docs = docs[1:]
+                stands = False
+            for stored in docs:
+                if not stored.get('found'):
+                    return head
+                head = (stored['_source']['seq'],
+                        stored['_source']['doc']['hash'])
+        return None
 
     def _newest_audit(self, project_id):
         newest = self._audit_search(

@@ -207,8 +207,7 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         self._pid = None
         self.refreshes = refreshes.RefreshGroup(self._refresh_index)
         self.journal = journal_module.Journal(self, self._get_raw,
-                                              self._index, self._refresh,
-                                              self.refreshes)
+                                              self._index, self._refresh)
         self.turns = turns_module.Turns(self, self._index)
         # a project's chain -> one of these (by hash; two projects may
         # share one, and a change holds one at most)
@@ -505,16 +504,20 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
             # NOTE: writes wait in the transaction until the commit:
             # nothing to roll back.
             result = txn.run(change, abort=lambda: None)
-            self._commit(txn)
+            wrote = self._commit(txn)
         finally:
             if txn.chain_lock is not None:
                 txn.chain_lock.release()
+        if wrote and self._refresh == 'true':
+            # after the chain is let go: the next writer reads it in real
+            # time, and may then share this refresh
+            self.refreshes.wait()
         return result
 
     # -- commit ------------------------------------------------------------
 
     def _commit(self, txn):
-        self.journal.commit(*txn.writes())
+        return self.journal.commit(*txn.writes())
 
     def recover_interrupted(self, everything=False):
         """Roll back the changes of writers that died mid-change (see

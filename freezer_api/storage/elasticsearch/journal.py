@@ -169,12 +169,11 @@ class Journal:
     twice); ``get_raw(key)`` is a real-time get (None when absent).
     """
 
-    def __init__(self, clients, get_raw, index, refresh, refreshes):
+    def __init__(self, clients, get_raw, index, refresh):
         self._clients = clients
         self._get_raw = get_raw
         self._index = index
         self._refresh = refresh
-        self._refreshes = refreshes  # a refreshes.RefreshGroup
         # undo and roll-back: rare, each write waits on its own
         self._write_refresh = refreshes_module.of_write(refresh)
         self._owner = None
@@ -210,13 +209,15 @@ class Journal:
             were undone).
         :raises IdTaken: a create found its id taken (same).
         :raises StorageError: the change was not acknowledged.
+        :returns: whether it wrote anything.
         """
         count = len(conditional) + len(creates)
         if count == 0:
-            return
-        # PERF: with refresh = true, the writes wait together for one
-        # refresh of the process's writers (``refreshes``), after the last
-        # of them; with wait_for each write waits for the periodic one.
+            return False
+        # PERF: with refresh = true, the caller waits for a refresh
+        # shared with the process's other writers (``refreshes``) once the
+        # change is done; with wait_for each write waits for the periodic
+        # one.
         refresh = 'wait_for' if self._refresh == 'wait_for' else 'false'
         intent = None
         if count > 1:
@@ -234,8 +235,6 @@ class Journal:
                     if intent is not None:
                         intent.check_lease()
                     self.create_all(creates, refresh, applied, stamp)
-                if self._refresh == 'true':
-                    self._refreshes.wait()
         except (base.LostRace, base.IdTaken):
             # Every write not in ``applied`` was refused: undoing the
             # others restores the documents, and the intent can go.
@@ -253,6 +252,7 @@ class Journal:
             self.close(intent, False)
             raise
         self.finish(intent, applied)
+        return True
 
     def open(self, writes):
         """Store what a multi-document change is about to write."""

@@ -21,8 +21,8 @@ on ``[elasticsearch] refresh``:
     (about 0.3 ms of the server's CPU), and one refresh covers every write
     since the last search, however many;
 ``true``
-    every write, after it is acknowledged (a change of several documents
-    once, after its last write).
+    every change that wrote, once its writes are acknowledged and its
+    audit chain let go.
 
 A failed refresh fails every request that was waiting for it, as a write
 with ``refresh=true`` would have failed after it was applied: the request
