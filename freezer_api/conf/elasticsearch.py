@@ -8,17 +8,19 @@ from oslo_config import cfg
 GROUP_NAME = 'elasticsearch'
 
 REFRESH_CHOICES = [
+    ('true', 'refresh the index before answering a write: a list right '
+             'after a write shows it (read-your-writes); the writers of a '
+             'process that finish together share one refresh, and each '
+             'write waits for one'),
     ('on_search', 'writes answer without a refresh, and a search first '
                   'refreshes the index, which costs next to nothing when '
                   'nothing was written since the last refresh: a list '
                   'after a write shows it, whichever API process or host '
                   'serves the list (read-your-writes), and writes do not '
                   'wait; the searches of a process that come together '
-                  'share one refresh'),
-    ('true', 'refresh the index before answering a write: a list right '
-             'after a write shows it (read-your-writes); the writers of a '
-             'process that finish together share one refresh, and each '
-             'write waits for one'),
+                  'share one refresh, and each search pays a round trip '
+                  'for it (on a small machine: writes 1.5x faster, polls '
+                  'and searches half as fast as with true)'),
     ('wait_for', 'answer once the next periodic refresh made the write '
                  'visible: read-your-writes without forcing refreshes, but '
                  'every write waits up to the index refresh interval '
@@ -106,7 +108,7 @@ ALL_OPTS = [
         help='"user:password" for HTTP basic authentication, when the '
              'cluster has security enabled.'),
     cfg.StrOpt(
-        'refresh', default='on_search', choices=REFRESH_CHOICES,
+        'refresh', default='true', choices=REFRESH_CHOICES,
         help='When a write becomes visible to lists and searches.'),
 ]
 

@@ -545,8 +545,9 @@ class TestElasticsearch(contract.StorageContract,
         contract.add(driver, 'backups', 'b1', doc={
             'backup_metadata': {'level': 2, 'encrypted': True}})
 
-        # NOTE: writes do not refresh (refresh = on_search): an operator's
-        # own search sees them within the index's refresh interval
+        # NOTE: with refresh = on_search writes do not refresh: an
+        # operator's own search sees them within the index's refresh
+        # interval
         requests.post(f'{backend.server.url}/{backend.index}/_refresh',
                       timeout=30)
 

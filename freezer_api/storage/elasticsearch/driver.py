@@ -20,13 +20,12 @@ Layout (see ``mappings``)
 
 Read-your-writes
     Gets by id are real-time. Lists and searches see a write once its shard
-    is refreshed. With ``[elasticsearch] refresh = on_search`` (the
-    default) a search first waits for a refresh that began after it was
-    asked: every write acknowledged before is in it, whichever process
-    wrote it, and writes do not refresh at all. With ``true`` a write
-    returns once a refresh that began after its writes has finished. In
-    both, the concurrent waiters of a process share one refresh
-    (``refreshes``).
+    is refreshed. With ``[elasticsearch] refresh = true`` (the default) a
+    change returns once a refresh that began after its writes has
+    finished; with ``on_search`` writes do not refresh, and a search first
+    waits for a refresh that began after it was asked, which shows every
+    write acknowledged before, whichever process wrote it. In both, the
+    concurrent waiters of a process share one refresh (``refreshes``).
 
 Transactions
     ``atomic`` runs the change against a private overlay: reads go to the

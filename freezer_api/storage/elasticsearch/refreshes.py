@@ -15,14 +15,15 @@ it once the running one is over: however many threads wait, one refresh
 at most runs and one waits, and each serves them all. Who waits depends
 on ``[elasticsearch] refresh``:
 
-``on_search`` (the default)
+``true`` (the default)
+    every change that wrote, once its writes are acknowledged and its
+    audit chain let go;
+``on_search``
     every search, before it is sent; writes answer without a refresh. A
     refresh when nothing was written since the last costs next to nothing
     (about 0.3 ms of the server's CPU), and one refresh covers every write
-    since the last search, however many;
-``true``
-    every change that wrote, once its writes are acknowledged and its
-    audit chain let go.
+    since the last search, however many. Writes are faster, and each
+    search pays one more round trip.
 
 A failed refresh fails every request that was waiting for it, as a write
 with ``refresh=true`` would have failed after it was applied: the request
