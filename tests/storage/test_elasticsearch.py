@@ -325,25 +325,30 @@ class TestElasticsearch(contract.StorageContract,
               f'{timings["true"] * 1000:.1f} ms, without: '
               f'{timings["false"] * 1000:.1f} ms')
 
+    @staticmethod
+    def _write_then_read(writer, reader, mark):
+        """A create, then a change of two documents, each found at once by
+        a list from ``reader``."""
+        record = contract.add(writer, 'sessions', f's{mark}',
+                              doc={'mark': mark})
+        assert reader.list('sessions', Scope(contract.P1), Query(
+            match=(Term('mark', mark),)), 10, 0) == [record]
+
+        def change(txn):
+            found = txn.get('sessions', f's{mark}', contract.ALL)
+            txn.update(found, {'mark': -mark - 1})
+            txn.insert('jobs', f'j{mark}', contract.P1, contract.U1, mark,
+                       {'mark': -mark - 1})
+        writer.atomic(change)
+        for kind in ('sessions', 'jobs'):
+            assert len(reader.list(kind, contract.ALL, Query(
+                match=(Term('mark', -mark - 1),)), 10, 0)) == 1
+
     def test_read_your_writes_across_drivers(self, backend, driver):
         other = backend.make_driver()
         try:
             for i in range(10):
-                record = contract.add(driver, 'sessions', f's{i}',
-                                      doc={'mark': i})
-                assert other.list('sessions', Scope(contract.P1), Query(
-                    match=(Term('mark', i),)), 10, 0) == [record]
-
-                def change(txn, i=i):
-                    found = txn.get('sessions', f's{i}', contract.ALL)
-                    txn.update(found, {'mark': -i - 1})
-                    txn.insert('jobs', f'j{i}', contract.P1, contract.U1, i,
-                               {'mark': -i - 1})
-                driver.atomic(change)
-                assert len(other.list('sessions', contract.ALL, Query(
-                    match=(Term('mark', -i - 1),)), 10, 0)) == 1
-                assert len(other.list('jobs', contract.ALL, Query(
-                    match=(Term('mark', -i - 1),)), 10, 0)) == 1
+                self._write_then_read(driver, other, i)
         finally:
             other.close()
 
@@ -365,21 +370,7 @@ class TestElasticsearch(contract.StorageContract,
 
         def work(thread):
             for i in range(8):
-                mark = thread * 100 + i
-                record = contract.add(writer, 'sessions', f's{mark}',
-                                      doc={'mark': mark})
-                assert reader.list('sessions', Scope(contract.P1), Query(
-                    match=(Term('mark', mark),)), 10, 0) == [record]
-
-                def change(txn, mark=mark):
-                    found = txn.get('sessions', f's{mark}', contract.ALL)
-                    txn.update(found, {'mark': -mark - 1})
-                    txn.insert('jobs', f'j{mark}', contract.P1,
-                               contract.U1, mark, {'mark': -mark - 1})
-                writer.atomic(change)
-                for kind in ('sessions', 'jobs'):
-                    assert len(reader.list(kind, contract.ALL, Query(
-                        match=(Term('mark', -mark - 1),)), 10, 0)) == 1
+                self._write_then_read(writer, reader, thread * 100 + i)
 
         try:
             assert run_in_threads(6, work) == []
