@@ -1,7 +1,9 @@
-"""The grouping of refreshes (storage.elasticsearch.refreshes), without a
-server: the refresh is a function of the test that can be held open, so
-the orders that matter are made, not hoped for. The real refreshes are
-covered by the read-your-writes tests of test_elasticsearch.py."""
+"""The grouping of refreshes of the Elasticsearch driver
+(storage.elasticsearch.refreshes), without a server, so in the fast tier
+(the file's name leaves the engine out for that reason). The refresh is a
+function of the test that can be held open, so the orders that matter are
+made, not hoped for. The real refreshes are covered by the read-your-writes
+tests of test_elasticsearch.py."""
 
 import threading
 
