@@ -63,7 +63,7 @@ def writers(group, count):
 
 def test_a_writer_alone_refreshes_once():
     refresh = HeldRefresh()
-    group = refreshes.RefreshGroup(refresh)
+    group = refreshes.RefreshGroup('true', refresh)
     writer, = writers(group, 1)
     refresh.wait_started(1)
     refresh.begun[0].set()
@@ -74,7 +74,7 @@ def test_a_writer_alone_refreshes_once():
 
 def test_a_writer_never_returns_on_a_refresh_begun_before_it_came():
     refresh = HeldRefresh()
-    group = refreshes.RefreshGroup(refresh)
+    group = refreshes.RefreshGroup('true', refresh)
     first, = writers(group, 1)
     refresh.wait_started(1)
     # The second writer's writes were acknowledged while the first
@@ -91,7 +91,7 @@ def test_a_writer_never_returns_on_a_refresh_begun_before_it_came():
 
 def test_writers_that_come_during_one_refresh_share_the_next():
     refresh = HeldRefresh()
-    group = refreshes.RefreshGroup(refresh)
+    group = refreshes.RefreshGroup('true', refresh)
     first, = writers(group, 1)
     refresh.wait_started(1)
     waiting = writers(group, 6)
@@ -107,7 +107,7 @@ def test_writers_that_come_during_one_refresh_share_the_next():
 def test_a_failed_refresh_fails_every_writer_waiting_for_it():
     refresh = HeldRefresh()
     refresh.fail = {2}
-    group = refreshes.RefreshGroup(refresh)
+    group = refreshes.RefreshGroup('true', refresh)
     first, = writers(group, 1)
     refresh.wait_started(1)
     waiting = writers(group, 3)
@@ -135,7 +135,7 @@ def test_a_writer_after_a_failure_is_not_failed_by_it():
         if len(calls) == 1:
             raise errors.Unavailable('down')
 
-    group = refreshes.RefreshGroup(refresh)
+    group = refreshes.RefreshGroup('true', refresh)
     with pytest.raises(errors.Unavailable):
         group.wait()
     group.wait()

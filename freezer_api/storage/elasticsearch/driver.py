@@ -198,15 +198,15 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         self._concrete = f'{opts.index}-v{mappings.SCHEMA_VERSION}'
         self.max_attempts = opts.conflict_retries
         self.contention_timeout = opts.contention_timeout
-        self._refresh = opts.refresh
         self._timeout = opts.timeout
         self._query_timeout = opts.query_timeout
         self._client_lock = threading.Lock()
         self._client = None
         self._pid = None
-        self.refreshes = refreshes.RefreshGroup(self._refresh_index)
+        self.refreshes = refreshes.RefreshGroup(opts.refresh,
+                                                self._refresh_index)
         self.journal = journal_module.Journal(self, self._get_raw,
-                                              self._index, self._refresh)
+                                              self._index, self.refreshes)
         self.turns = turns_module.Turns(self, self._index)
         # a project's chain -> one of these (by hash; two projects may
         # share one, and a change holds one at most)
@@ -299,12 +299,6 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         return lock if lock.acquire(timeout=self.contention_timeout) \
             else None
 
-    def _make_visible(self):
-        """Before a search: with refresh = on_search, make every write
-        acknowledged so far searchable (see ``refreshes``)."""
-        if self._refresh == 'on_search':
-            self.refreshes.wait()
-
     def _refresh_index(self):
         with failures.guard('refreshing the index'):
             self.client.indices.refresh(index=self._index)
@@ -351,7 +345,7 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         found so far and ``timed_out``: a partial page that clients would
         take for the end of the list, so it is an error instead.
         """
-        self._make_visible()
+        self.refreshes.before_search()
         if self._query_timeout:
             kwargs['timeout'] = (
                 f'{max(1, round(self._query_timeout * 1_000_000))}micros')
@@ -439,7 +433,7 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
 
     def _deep_page(self, body_query, limit, offset):
         """A page past the result window: walk there with search_after."""
-        self._make_visible()
+        self.refreshes.before_search()
         total = self.client.count(index=self._index,
                                   query=body_query)['count']
         if offset >= total:
@@ -475,14 +469,12 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
                 self.writer.create(
                     index=self._index, id=key,
                     document=documents.source(record),
-                    refresh='wait_for' if self._refresh == 'wait_for' else (
-                        'false'),
+                    refresh=self.refreshes.of_change,
                     require_alias=True)
             except elasticsearch.ConflictError:
                 raise base.IdTaken(f'{kind} {doc_id!r} already exists') \
                     from None
-        if self._refresh == 'true':
-            self.refreshes.wait()
+        self.refreshes.after_change()
         return record
 
     def atomic(self, change):
@@ -507,10 +499,10 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
         finally:
             if txn.chain_lock is not None:
                 txn.chain_lock.release()
-        if wrote and self._refresh == 'true':
+        if wrote:
             # after the chain is let go: the next writer reads it in real
             # time, and may then share this refresh
-            self.refreshes.wait()
+            self.refreshes.after_change()
         return result
 
     # -- commit ------------------------------------------------------------

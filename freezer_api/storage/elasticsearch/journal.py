@@ -95,7 +95,6 @@ from freezer_api.storage import errors
 from freezer_api.storage.elasticsearch import audit
 from freezer_api.storage.elasticsearch import documents
 from freezer_api.storage.elasticsearch import failures
-from freezer_api.storage.elasticsearch import refreshes as refreshes_module
 
 __all__ = ['INTENT', 'SWEEP_INTERVAL', 'INTENT_GRACE', 'LEASE', 'Entry',
            'Intent', 'Journal']
@@ -169,13 +168,11 @@ class Journal:
     twice); ``get_raw(key)`` is a real-time get (None when absent).
     """
 
-    def __init__(self, clients, get_raw, index, refresh):
+    def __init__(self, clients, get_raw, index, refreshes):
         self._clients = clients
         self._get_raw = get_raw
         self._index = index
-        self._refresh = refresh
-        # undo and roll-back: rare, each write waits on its own
-        self._write_refresh = refreshes_module.of_write(refresh)
+        self._refreshes = refreshes  # a refreshes.RefreshGroup
         self._owner = None
         self._owner_pid = None
         # Intents this journal holds: of its changes under way, and those
@@ -218,7 +215,7 @@ class Journal:
         # shared with the process's other writers (``refreshes``) once the
         # change is done; with wait_for each write waits for the periodic
         # one.
-        refresh = 'wait_for' if self._refresh == 'wait_for' else 'false'
+        refresh = self._refreshes.of_change
         intent = None
         if count > 1:
             intent = self.open(conditional + creates)
@@ -413,19 +410,19 @@ class Journal:
                 if entry.original is None:
                     writer.delete(index=self._index, id=key,
                                   if_seq_no=seq_no, if_primary_term=term,
-                                  refresh=self._write_refresh)
+                                  refresh=self._refreshes.of_lone_write)
                 elif entry.current is None:
                     writer.create(index=self._index, id=key,
                                   document=documents.source(entry.original,
                                                             entry.stamp),
-                                  refresh=self._write_refresh,
+                                  refresh=self._refreshes.of_lone_write,
                                   require_alias=True)
                 else:
                     writer.index(index=self._index, id=key,
                                  document=documents.source(entry.original,
                                                            entry.stamp),
                                  if_seq_no=seq_no, if_primary_term=term,
-                                 refresh=self._write_refresh,
+                                 refresh=self._refreshes.of_lone_write,
                                  require_alias=True)
                 LOG.debug('Undid the write of %s', key)
             except failures.CLIENT_ERRORS as exc:
@@ -529,7 +526,8 @@ class Journal:
             try:
                 self._clients.writer.delete(
                     index=self._index, id=key, if_seq_no=claim[0],
-                    if_primary_term=claim[1], refresh=self._write_refresh)
+                    if_primary_term=claim[1],
+                    refresh=self._refreshes.of_lone_write)
             except (elasticsearch.NotFoundError,
                     elasticsearch.ConflictError):
                 pass
@@ -567,7 +565,8 @@ class Journal:
                     writer.create(
                         index=self._index, id=key,
                         document=documents.source(before, before_stamp),
-                        refresh=self._write_refresh, require_alias=True)
+                        refresh=self._refreshes.of_lone_write,
+                        require_alias=True)
                     LOG.info('Rolled back the deletion of %s', key)
                 return
             if hit is None or hit['_source'].get(
@@ -577,13 +576,14 @@ class Journal:
                 writer.delete(index=self._index, id=key,
                               if_seq_no=hit['_seq_no'],
                               if_primary_term=hit['_primary_term'],
-                              refresh=self._write_refresh)
+                              refresh=self._refreshes.of_lone_write)
             else:
                 writer.index(index=self._index, id=key,
                              document=documents.source(before, before_stamp),
                              if_seq_no=hit['_seq_no'],
                              if_primary_term=hit['_primary_term'],
-                             refresh=self._write_refresh, require_alias=True)
+                             refresh=self._refreshes.of_lone_write,
+                             require_alias=True)
             LOG.info('Rolled back %s', key)
         except elasticsearch.ConflictError:
             LOG.info('Did not roll back %s: written again meanwhile', key)

@@ -35,38 +35,56 @@ import threading
 
 from freezer_api.storage.elasticsearch import failures
 
-__all__ = ['RefreshGroup', 'of_write']
+__all__ = ['RefreshGroup']
 
-
-def of_write(mode):
-    """The ``refresh`` parameter of a write that waits on its own, for
-    the ``[elasticsearch] refresh`` mode ``mode``."""
-    return 'false' if mode == 'on_search' else mode
+# fork: the first calls in a new process make its state once
+_RESET_LOCK = threading.Lock()
 
 
 class RefreshGroup:
-    """The refreshes of one process; ``refresh()`` refreshes the index
-    (it raises a ``StorageError``)."""
+    """The refreshes of one process, for the ``[elasticsearch] refresh``
+    mode ``mode``; ``refresh()`` refreshes the index (it raises a
+    ``StorageError``).
 
-    def __init__(self, refresh):
+    ``of_change`` is the ``refresh`` parameter of the writes of a change
+    (``after_change`` then waits, if the mode says so); ``of_lone_write``
+    that of a write that waits on its own (undo, roll-back: rare).
+    """
+
+    def __init__(self, mode, refresh):
+        self.mode = mode
+        self.of_change = 'wait_for' if mode == 'wait_for' else 'false'
+        self.of_lone_write = 'false' if mode == 'on_search' else mode
         self._refresh = refresh
         self._pid = None
+
+    def after_change(self):
+        """After a change's writes are acknowledged."""
+        if self.mode == 'true':
+            self.wait()
+
+    def before_search(self):
+        """Before a search is sent."""
+        if self.mode == 'on_search':
+            self.wait()
 
     def _reset(self):
         # NOTE: per process: a lock taken over a fork is not released in
         # the child, and waiters of the parent are not the child's.
-        self._pid = os.getpid()
         self._changed = threading.Condition()
         self._begun = 0        # refreshes begun in this process
         self._finished = 0     # the last one finished
         self._running = False
         self._failed = False   # whether the last one finished failed
+        self._pid = os.getpid()  # last: the state above is ready
 
     def wait(self):
         """Return once a refresh that began after this call has finished;
         raise ``StorageError`` when it failed."""
         if self._pid != os.getpid():
-            self._reset()
+            with _RESET_LOCK:
+                if self._pid != os.getpid():
+                    self._reset()
         changed = self._changed
         with changed:
             wanted = self._begun + 1
