@@ -19,6 +19,7 @@ run again (``LostRace``), and the chain never forks. Purging keeps each
 project's newest record: it is the head.
 """
 
+import itertools
 import urllib.parse
 from typing import Any
 
@@ -136,17 +137,21 @@ class DriverAudit:
                 from_=offset, track_total_hits=False)
         return [hit['_source']['doc'] for hit in response['hits']['hits']]
 
-    def _audit_head_after(self, project_id, head, stands=False):
+    def _audit_head_after(self, project_id, head, stands=False,
+                          probes=_MAX_PROBES):
         """The chain's head from ``head`` (seq, hash) on: the last of the
         records stored after it without a gap; None when ``stands`` and
         record ``head`` is not stored as remembered (the change that
-        wrote it may have been rolled back), or after too many probes.
+        wrote it may have been rolled back), or after ``probes`` records
+        read (None: no limit).
 
         PERF: one real-time multi-get reads the record and the next
         ones, where a get of each took a round trip while the change
         holds the chain.
         """
-        for _ in range(_MAX_PROBES // _PROBE_BATCH):
+        batches = (itertools.count() if probes is None
+                   else range(probes // _PROBE_BATCH))
+        for _ in batches:
             first = head[0] if stands else head[0] + 1
             seqs = range(first, head[0] + _PROBE_BATCH + 1)
             with failures.guard('reading the audit trail'):
@@ -198,12 +203,8 @@ class DriverAudit:
             [{'seq': 'asc'}], limit)
 
     def audit_head(self, project_id):
-        head = self._newest_audit(project_id)
-        while True:
-            hit = self._get_raw(audit_key(project_id, head[0] + 1))
-            if hit is None:
-                break
-            head = (hit['_source']['seq'], hit['_source']['doc']['hash'])
+        head = self._audit_head_after(
+            project_id, self._newest_audit(project_id), probes=None)
         return None if head[0] == 0 else head
 
     def audit_projects(self):
