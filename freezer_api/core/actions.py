@@ -1,11 +1,11 @@
 """Reusable action definitions, also kept for every job action (§2.4, D11)."""
 
-import copy
 
 from freezer_api.core import base
 from freezer_api.core import schemas
 from freezer_api.core.errors import Conflict
 from freezer_api.core.errors import Unprocessable
+from freezer_api.core.merge import json_copy
 from freezer_api.storage import errors as storage_errors
 from freezer_api.storage.base import Scope
 
@@ -81,7 +81,7 @@ class ActionManager(base.Manager):
                 raise Unprocessable(
                     f'job_actions/{index}: no action found with ID '
                     f'{action_id}')
-            entry['freezer_action'] = copy.deepcopy(
+            entry['freezer_action'] = json_copy(
                 record.doc['freezer_action'])
             for field in RETRY_FIELDS:
                 if field not in entry and field in record.doc:

@@ -1,6 +1,5 @@
 """Jobs: what a scheduler runs and when (spec §2.3, §3.3, D11)."""
 
-import copy
 from typing import Any
 
 from freezer_api.core import base
@@ -15,6 +14,7 @@ from freezer_api.core.errors import Forbidden
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import Unavailable
 from freezer_api.core.errors import Unprocessable
+from freezer_api.core.merge import json_copy
 from freezer_api.identity import errors as identity_errors
 from freezer_api.storage.base import Scope
 
@@ -56,13 +56,13 @@ def expand_action_defaults(body: dict) -> dict:
         if isinstance(action, dict):
             for key, value in defaults.items():
                 if action.get(key) is None:
-                    action[key] = copy.deepcopy(value)
+                    action[key] = json_copy(value)
     return body
 
 
 def prepare(body) -> dict:
     """Copy a job body, expand its defaults and drop server fields."""
-    body = copy.deepcopy(base.require_object(body, 'job'))
+    body = json_copy(base.require_object(body, 'job'))
     return base.without(expand_action_defaults(body), JOB_SERVER_FIELDS)
 
 
@@ -120,7 +120,7 @@ def job_document(body: dict, job_id: str, user_id: str, project_id: str,
     session routes); ``description`` and ``session_tag`` have defaults.
     """
     return {'description': '', 'session_tag': session_tag,
-            **copy.deepcopy(body), 'job_id': job_id,
+            **json_copy(body), 'job_id': job_id,
             'session_id': session_id, 'user_id': user_id,
             'project_id': project_id}
 
@@ -234,7 +234,7 @@ class JobManager(base.Manager):
             self.now(), keep_given=False)
 
         def write(txn):
-            stored = copy.deepcopy(doc)
+            stored = json_copy(doc)
             self._finish(txn, caller, stored)
             self._changed(owner.project_id, job_id)
             return txn.insert(self.kind, job_id, owner.project_id,

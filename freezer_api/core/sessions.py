@@ -5,7 +5,6 @@ clock; the manager runs them inside one storage transaction, so two nodes
 starting the same run can never both bump the tag (spec D8).
 """
 
-import copy
 import datetime
 import re
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import NotFound
 from freezer_api.core.errors import UnknownAction
 from freezer_api.core.merge import deep_merge
+from freezer_api.core.merge import json_copy
 
 ACTIONS = ('start', 'end')
 END_RESULTS = ('success', 'fail', 'aborted')
@@ -328,7 +328,7 @@ class SessionManager(base.Manager):
                        in JOB_ENTRY_DEFAULTS.items()},
                 }
                 txn.update(session, {**session.doc, 'jobs': jobs})
-            job_doc = copy.deepcopy(job.doc)
+            job_doc = json_copy(job.doc)
             job_doc.update(
                 session_id=session_id,
                 session_tag=session.doc.get('session_tag', 0),

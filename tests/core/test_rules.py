@@ -1,5 +1,10 @@
 """Pure rules: merge, search parsing, job events, defaults, schemas."""
 
+import copy
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import pytest
 
 from freezer_api.core import backups
@@ -13,6 +18,7 @@ from freezer_api.core.errors import Forbidden
 from freezer_api.core.errors import InvalidInput
 from freezer_api.core.errors import Unprocessable
 from freezer_api.core.merge import deep_merge
+from freezer_api.core.merge import json_copy
 from freezer_api.storage.base import Record
 from freezer_api.storage.base import Scope
 from freezer_api.storage.query import Range
@@ -26,6 +32,62 @@ def test_deep_merge_merges_objects_and_replaces_arrays_and_scalars():
     assert merged == {'a': {'x': 1, 'y': {'z': 2, 'w': 3}}, 'l': [9],
                       's': 'new', 'n': None}
     assert base == {'a': {'x': 1, 'y': {'z': 2}}, 'l': [1, 2], 's': 'old'}
+
+
+def test_deep_merge_keeps_the_key_order_of_the_base_then_the_patch():
+    merged = deep_merge({'b': 1, 'a': {'d': 1, 'c': 2}, 'z': 0},
+                        {'y': 1, 'a': {'e': 3, 'c': 9}, 'b': 2})
+    assert list(merged) == ['b', 'a', 'z', 'y']
+    assert list(merged['a']) == ['d', 'c', 'e']
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+              st.text(max_size=4)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=2), inner,
+                                            max_size=3)),
+    max_leaves=12)
+json_objects = st.dictionaries(st.text(max_size=2), json_values, max_size=4)
+
+
+def _containers(value):
+    """Every dict and list inside ``value``, itself included."""
+    found = []
+    if isinstance(value, (dict, list)):
+        found.append(value)
+        for item in (value.values() if isinstance(value, dict) else value):
+            found += _containers(item)
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_objects, json_objects)
+def test_deep_merge_shares_nothing_mutable_with_its_inputs(base, patch):
+    """The merged document is changed in place afterwards (by the
+    managers) while the old one is still compared with it (no-op
+    PATCH, audit fields): no container may be shared."""
+    before_base, before_patch = copy.deepcopy(base), copy.deepcopy(patch)
+    merged = deep_merge(base, patch)
+    inputs = {id(c) for c in _containers(base) + _containers(patch)}
+    assert not inputs & {id(c) for c in _containers(merged)}
+    for container in _containers(merged):
+        if isinstance(container, dict):
+            container['mutated'] = True
+        else:
+            container.append('mutated')
+    # by repr: a NaN is not equal to itself
+    assert repr(base) == repr(before_base)
+    assert repr(patch) == repr(before_patch)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_json_copy_is_a_deep_copy(value):
+    copied = json_copy(value)
+    assert repr(copied) == repr(value)
+    assert not ({id(c) for c in _containers(value)}
+                & {id(c) for c in _containers(copied)})
 
 
 def test_search_parses_match_match_not_all_and_time_range():
