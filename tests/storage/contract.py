@@ -1095,6 +1095,32 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
             assert (self.stored(driver, 'changing')
                     == self.stored(driver, f'fresh-{record.version}'))
 
+    def test_index_rows_of_twins_and_of_another_process_s_writes(
+            self, backend, driver):
+        # a process keeps the rows it wrote last (TermSets): a document
+        # stored as the same text as another, and one last written by
+        # another process, must still get their own rows
+        doc = {'s': {'status': 'scheduled'}, 'tags': ['a']}
+        changed = {'s': {'status': 'running'}, 'tags': ['b']}
+        elsewhere = {'s': {'status': 'stopped'}, 'tags': ['c']}
+        for doc_id in ('twin-1', 'twin-2', 'fresh'):
+            driver.create('jobs', doc_id, P1, U1, 1, dict(doc))
+
+        def update(on, doc_id, new):
+            on.atomic(lambda txn: txn.update(
+                txn.get('jobs', doc_id, ALL), new))
+
+        update(driver, 'twin-2', changed)
+        assert self.stored(driver, 'twin-1') == self.stored(driver, 'fresh')
+        other = backend.make_driver()
+        try:
+            update(other, 'twin-2', elsewhere)
+        finally:
+            other.close()
+        update(driver, 'twin-2', doc)
+        assert self.stored(driver, 'twin-2') == self.stored(driver, 'fresh')
+        assert self.stored(driver, 'twin-1') == self.stored(driver, 'fresh')
+
     def test_a_prepared_insert_stores_what_an_insert_in_a_change_does(
             self, driver):
         doc = {'a': {'b': [1, 'X', None, 2.5]}, 'c': True, 'd': 'ü'}

@@ -151,7 +151,8 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
                 text)
             if pk is not None:
                 self._statements.write_terms(self._conn, kind, pk, doc,
-                                             replace=False, rows=rows)
+                                             replace=False, rows=rows,
+                                             text=text)
         if pk is None:
             raise base.IdTaken(f'{kind} {doc_id!r} already exists')
         key = _record_key(kind, project_id, doc_id)
@@ -210,10 +211,10 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
                             record.id))).scalar_one()
             if matched and old_text is not None:
                 self._statements.update_terms(self._conn, record.kind, pk,
-                                              codec.loads(old_text), doc)
+                                              old_text, doc, text)
             elif matched:
                 self._statements.write_terms(self._conn, record.kind, pk,
-                                             doc, replace=True)
+                                             doc, replace=True, text=text)
         if not matched:
             raise self.lost_race()
         self._pks[key] = pk

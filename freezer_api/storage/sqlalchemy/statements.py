@@ -7,11 +7,14 @@ table whose conditions are subqueries on the inverted index
 compiled statement serves every search, read or write of the same shape.
 """
 
+import threading
+
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 
 from freezer_api.storage import base
+from freezer_api.storage import codec
 from freezer_api.storage.sqlalchemy import models
 
 __all__ = ['Prepared', 'Statements', 'get_values', 'record_columns',
@@ -19,6 +22,8 @@ __all__ = ['Prepared', 'Statements', 'get_values', 'record_columns',
 
 # Compiled statements kept per engine (see Statements).
 MAX_PREPARED = 512
+# Documents whose index rows are kept per engine (see TermSets).
+MAX_TERM_SETS = 256
 
 _LIKE_ESCAPE = '/'
 
@@ -103,6 +108,39 @@ def _path_keys(path):
     return keys
 
 
+def _by_term(rows):
+    return {(row['path'], row['key'], row['value']): row for row in rows}
+
+
+class TermSets:
+    """The index rows of the documents this process wrote last, by
+    ``(kind, pk, stored JSON text)``: a pure function of the key, so
+    never stale, whatever was committed or rolled back since.
+
+    PERF: an update turns the rows of the old document into those of the
+    new one, and making a job's rows took a third of a PATCH's CPU; the
+    old document is most often the one this process wrote the time
+    before (a scheduler reports its job's states in a row). The rows
+    kept are shared: nothing may change them.
+    """
+
+    def __init__(self, size=MAX_TERM_SETS):
+        self._size = size
+        self._sets: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        return self._sets.get(key)
+
+    def put(self, key, terms):
+        with self._lock:
+            sets = self._sets
+            sets.pop(key, None)
+            if len(sets) >= self._size:
+                del sets[next(iter(sets))]
+            sets[key] = terms
+
+
 class Statements:
     """The compiled statements of one engine, by shape."""
 
@@ -111,6 +149,7 @@ class Statements:
         self._postgresql = dialect.name == 'postgresql'
         self._sqlite = dialect.name == 'sqlite'
         self._cache = {}
+        self.term_sets = TermSets()
 
     def run(self, conn, sql, params, many=False):
         """Run compiled SQL in the transaction of ``conn``; return its
@@ -176,9 +215,11 @@ class Statements:
 
     # -- the index -------------------------------------------------------
 
-    def write_terms(self, conn, kind, pk, doc, replace, rows=None):
-        """Index ``doc``, stored in row ``pk``; ``replace`` its rows.
-        ``rows``: its index rows made beforehand (any ``doc_pk``)."""
+    def write_terms(self, conn, kind, pk, doc, replace, rows=None,
+                    text=None):
+        """Index ``doc``, stored in row ``pk`` as ``text``; ``replace``
+        its rows. ``rows``: its index rows made beforehand (any
+        ``doc_pk``)."""
         table = models.terms[kind]
         if replace:
             conn.execute(sa.delete(table).where(table.c.doc_pk == pk))
@@ -188,22 +229,27 @@ class Statements:
             for row in rows:
                 row['doc_pk'] = pk
         self._insert_terms(conn, kind, rows)
+        if text is not None:
+            self.term_sets.put((kind, pk, text), _by_term(rows))
 
-    def update_terms(self, conn, kind, pk, old_doc, doc):
-        """Turn the index rows of ``old_doc`` into those of ``doc``.
+    def update_terms(self, conn, kind, pk, old_text, doc, text):
+        """Turn the index rows of the document stored as ``old_text``
+        into those of ``doc``, stored as ``text``.
 
         PERF: a PATCH or a session action changes a few leaves of a
         document; deleting and inserting only those rows spares the index
         maintenance of all the others. A leaf whose value changed (same
         path and key) is one UPDATE of its row, which keeps the row's
         table page and its ``doc_pk`` index entry: a PATCH of a job's
-        status dirtied 5 pages, of which that spares 2.
+        status dirtied 5 pages, of which that spares 2. The old rows are
+        most often kept from the last write (``TermSets``).
         """
-        def by_term(rows):
-            return {(r['path'], r['key'], r['value']): r for r in rows}
-
-        old = by_term(models.term_rows(pk, old_doc))
-        new = by_term(models.term_rows(pk, doc))
+        sets = self.term_sets
+        old = sets.get((kind, pk, old_text))
+        if old is None:
+            old = _by_term(models.term_rows(pk, codec.loads(old_text)))
+        new = _by_term(models.term_rows(pk, doc))
+        sets.put((kind, pk, text), new)
         # the rows gone, by (path, key), to be paired with rows added
         gone: dict = {}
         for term in old:
