@@ -123,6 +123,8 @@ def test_the_wal_starts_over_though_others_keep_reading_and_writing(
     try:
         driver.upgrade_schema()
         queue = driver._writers
+        # a WAL of 64 documents' pages is long enough to start over
+        queue.RESTART_FRAMES = 100
         raw_connection = queue._raw_connection
         writes = iter(range(10 ** 6))
         queue._raw_connection = lambda: _BusyDuringPassiveCheckpoints(
