@@ -143,3 +143,28 @@ def test_the_wal_starts_over_though_others_keep_reading_and_writing(
     finally:
         driver.close()
         other.close()
+
+
+def test_changes_keep_to_one_connection_while_reads_use_the_pool(tmp_path):
+    """SQLite drops a connection's page cache when another connection
+    wrote: the changes of a process keep to one connection of their own,
+    whatever the reads between them took from the pool."""
+    factory = contract.DriverFactory(contract.SQLALCHEMY_DRIVER, {
+        'database': {'connection': f'sqlite:///{tmp_path}/freezer.sqlite'}})
+    driver = factory()
+    try:
+        driver.upgrade_schema()
+        # three idle connections in the read pool, taken in turns
+        held = [driver._engine.connect() for _ in range(3)]
+        for conn in held:
+            conn.close()
+        used = set()
+        for number in range(6):
+            record = driver.atomic(lambda txn: used.add(
+                id(txn._conn.connection.driver_connection)) or txn.insert(
+                    'jobs', f'job-{number}', contract.P1, contract.U1, 1,
+                    {'n': number}))
+            assert driver.get('jobs', record.id, contract.ALL) == record
+        assert len(used) == 1
+    finally:
+        driver.close()

@@ -63,9 +63,11 @@ def is_memory(db_url):
             and db_url.database in (None, '', ':memory:'))
 
 
-def create(db_url, db, query_timeout_ms):
+def create(db_url, db, query_timeout_ms, pool_size=None):
     """The engine of ``db_url`` configured by the ``[database]`` group
-    ``db``; server statements limited to ``query_timeout_ms`` (0: none)."""
+    ``db``; server statements limited to ``query_timeout_ms`` (0: none).
+    ``pool_size``: the connections of a SQLite file, in place of the
+    configured pool (no overflow)."""
     backend = db_url.get_backend_name()
     kwargs = {'echo': db.connection_debug}
     if backend == 'sqlite':
@@ -75,6 +77,9 @@ def create(db_url, db, query_timeout_ms):
         }
         if is_memory(db_url):
             kwargs['poolclass'] = sa_pool.StaticPool
+        elif pool_size is not None:
+            kwargs.update(poolclass=sa_pool.QueuePool, pool_size=pool_size,
+                          max_overflow=0, pool_timeout=db.pool_timeout)
         else:
             kwargs.update(poolclass=sa_pool.QueuePool,
                           pool_size=db.max_pool_size,
