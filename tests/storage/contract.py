@@ -1097,7 +1097,7 @@ class SQLAlchemyContract(StorageContract, QueryTimeoutContract):
 
     def test_index_rows_of_twins_and_of_another_process_s_writes(
             self, backend, driver):
-        # a process keeps the rows it wrote last (TermSets): a document
+        # a process keeps the rows it updated last (TermSets): a document
         # stored as the same text as another, and one last written by
         # another process, must still get their own rows
         doc = {'s': {'status': 'scheduled'}, 'tags': ['a']}

@@ -151,8 +151,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
                 text)
             if pk is not None:
                 self._statements.write_terms(self._conn, kind, pk, doc,
-                                             replace=False, rows=rows,
-                                             text=text)
+                                             replace=False, rows=rows)
         if pk is None:
             raise base.IdTaken(f'{kind} {doc_id!r} already exists')
         key = _record_key(kind, project_id, doc_id)
@@ -214,7 +213,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
                                               old_text, doc, text)
             elif matched:
                 self._statements.write_terms(self._conn, record.kind, pk,
-                                             doc, replace=True, text=text)
+                                             doc, replace=True)
         if not matched:
             raise self.lost_race()
         self._pks[key] = pk

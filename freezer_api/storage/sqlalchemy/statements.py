@@ -113,15 +113,17 @@ def _by_term(rows):
 
 
 class TermSets:
-    """The index rows of the documents this process wrote last, by
+    """The index rows of the documents this process updated last, by
     ``(kind, pk, stored JSON text)``: a pure function of the key, so
     never stale, whatever was committed or rolled back since.
 
     PERF: an update turns the rows of the old document into those of the
     new one, and making a job's rows took a third of a PATCH's CPU; the
-    old document is most often the one this process wrote the time
-    before (a scheduler reports its job's states in a row). The rows
-    kept are shared: nothing may change them.
+    old document is most often the one this process wrote at its last
+    update (a scheduler reports its job's states in a row). Inserts are
+    not kept: most documents (backups) are never changed, and their rows
+    would push out those of the jobs. The rows kept are shared: nothing
+    may change them.
     """
 
     def __init__(self, size=MAX_TERM_SETS):
@@ -215,11 +217,9 @@ class Statements:
 
     # -- the index -------------------------------------------------------
 
-    def write_terms(self, conn, kind, pk, doc, replace, rows=None,
-                    text=None):
-        """Index ``doc``, stored in row ``pk`` as ``text``; ``replace``
-        its rows. ``rows``: its index rows made beforehand (any
-        ``doc_pk``)."""
+    def write_terms(self, conn, kind, pk, doc, replace, rows=None):
+        """Index ``doc``, stored in row ``pk``; ``replace`` its rows.
+        ``rows``: its index rows made beforehand (any ``doc_pk``)."""
         table = models.terms[kind]
         if replace:
             conn.execute(sa.delete(table).where(table.c.doc_pk == pk))
@@ -229,8 +229,6 @@ class Statements:
             for row in rows:
                 row['doc_pk'] = pk
         self._insert_terms(conn, kind, rows)
-        if text is not None:
-            self.term_sets.put((kind, pk, text), _by_term(rows))
 
     def update_terms(self, conn, kind, pk, old_text, doc, text):
         """Turn the index rows of the document stored as ``old_text``
