@@ -1,6 +1,5 @@
 """Reusable action definitions, also kept for every job action (§2.4, D11)."""
 
-
 from freezer_api.core import base
 from freezer_api.core import schemas
 from freezer_api.core.errors import Conflict

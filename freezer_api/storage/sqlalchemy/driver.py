@@ -273,6 +273,9 @@ class SQLAlchemyDriver(audit.DriverAudit, cursors.DriverCursors,
             # backup: 240 -> 190 us of CPU with 2 x 2 uwsgi workers).
             self._write_engine = engines.create(
                 url, db, self._query_timeout_ms, pool_size=1)
+        # every engine of this driver, disposed together
+        self._engines = ((self._engine,) if self._write_engine is self._engine
+                         else (self._engine, self._write_engine))
         self._update_returning = bool(self._engine.dialect.update_returning)
         self._statements = statements.Statements(self._engine.dialect)
         self._read_engine = self._engine
@@ -324,9 +327,8 @@ class SQLAlchemyDriver(audit.DriverAudit, cursors.DriverCursors,
         # NOTE: pooled connections must not cross a fork.
         pid = os.getpid()
         if pid != self._pid:
-            self._engine.dispose(close=False)
-            if self._write_engine is not self._engine:
-                self._write_engine.dispose(close=False)
+            for engine in self._engines:
+                engine.dispose(close=False)
             self._pid = pid
 
     def _serialized(self):
@@ -520,8 +522,7 @@ class SQLAlchemyDriver(audit.DriverAudit, cursors.DriverCursors,
                           lambda conn: schema.describe(conn, self._backend))
 
     def close(self):
-        self._engine.dispose()
-        if self._write_engine is not self._engine:
-            self._write_engine.dispose()
+        for engine in self._engines:
+            engine.dispose()
         if self._writers is not None:
             self._writers.close()

@@ -77,14 +77,12 @@ def create(db_url, db, query_timeout_ms, pool_size=None):
         }
         if is_memory(db_url):
             kwargs['poolclass'] = sa_pool.StaticPool
-        elif pool_size is not None:
-            kwargs.update(poolclass=sa_pool.QueuePool, pool_size=pool_size,
-                          max_overflow=0, pool_timeout=db.pool_timeout)
         else:
-            kwargs.update(poolclass=sa_pool.QueuePool,
-                          pool_size=db.max_pool_size,
-                          max_overflow=db.max_overflow,
-                          pool_timeout=db.pool_timeout)
+            kwargs.update(
+                poolclass=sa_pool.QueuePool,
+                pool_size=db.max_pool_size if pool_size is None else pool_size,
+                max_overflow=db.max_overflow if pool_size is None else 0,
+                pool_timeout=db.pool_timeout)
     else:
         kwargs.update(pool_size=db.max_pool_size,
                       max_overflow=db.max_overflow,

@@ -210,8 +210,9 @@ class WriterQueue:
         waited for its page copies and fsyncs. Here the copy runs after
         the writer's turn, passive, never blocking writers. But SQLite
         starts a WAL over only once a checkpoint has copied all of it,
-        which a passive one never does while others keep writing: under
-        steady writes the WAL grew without end (3.8 GB beside a 130 MB
+        which a passive one never does while others keep reading and
+        writing (it cannot copy past the oldest reader's snapshot): under
+        steady load the WAL grew without end (3.8 GB beside a 130 MB
         database after five minutes of ``bench.audit_http``), and every
         read searched its ever longer index (a create's CPU grew from
         1.6 to 3.2 ms). So once the WAL holds ``RESTART_FRAMES``, the
