@@ -10,10 +10,15 @@ for ``FREEZER_SOAK_SECONDS`` (default 15) per store. Afterwards
 run; each session's job entries as the last acknowledged start/end left
 them and its result the aggregate of its run; every job holds its last
 PATCH and exactly one version per acknowledged write; membership seen the
-same from jobs and sessions; every backup there; no duplicated client.
+same from jobs and sessions; every backup there; no duplicated client;
+every project's audit chain verifies (``freezer-manage audit verify``).
 """
 
+import io
+
 import pytest
+
+from freezer_api.cmd import manage
 
 from tests.reliability import cluster as cluster_module
 from tests.reliability import workload
@@ -76,6 +81,14 @@ def test_soak(soak_cluster, figures):
     # Elasticsearch journal; see doc/reliability.rst)
     figures.add('journal roll-backs', logs.count('Rolling back a change'))
     assert 'Traceback' not in logs
+    # Every project's audit chain is whole: writers of several processes
+    # never fork it, nor seal after a record their change then undid.
+    out = io.StringIO()
+    code = manage.main(['--config-file', str(soak_cluster.configs[0][1]),
+                        'audit', 'verify'], out=out)
+    figures.add('audit chains', out.getvalue().count('records verified'))
+    assert code == 0, out.getvalue()
+    assert 'records verified' in out.getvalue()
     # the load really was concurrent and mixed
     assert checked['session runs'] >= len(sessions)
     assert log.client_conflicts > 0

@@ -456,6 +456,101 @@ class TestElasticsearch(contract.StorageContract,
             return txn.update(record, {'by': 'change', 'run': len(runs)})
         return change
 
+    def test_a_change_that_lost_its_seq_does_not_search_for_the_head(
+            self, backend, driver, monkeypatch):
+        # Another writer takes the seq this change sealed, between its
+        # head read and its commit: the change's records are undone and
+        # it runs again. It must then start from the head this driver
+        # last committed, not from its undone record (which is not
+        # stored, so the check fails and the trail is searched: with
+        # refresh = on_search, a refresh of the index per lost race).
+        from freezer_api.core import audit
+        from . import audit_contract
+        audit_contract.append(driver, audit_contract.P1, [1])
+        other = backend.make_driver()
+        searches = []
+        newest = driver._newest_audit
+        monkeypatch.setattr(driver, '_newest_audit',
+                            lambda p: searches.append(p) or newest(p))
+        runs = []
+
+        def change(txn):
+            sealed = txn.append_audit(audit_contract.P1,
+                                      [audit_contract.entry(2, 'mine')],
+                                      audit.seal)
+            runs.append(sealed[0]['seq'])
+            if len(runs) == 1:
+                audit_contract.append(other, audit_contract.P1, [3],
+                                      ['theirs'])
+            return sealed
+
+        try:
+            driver.atomic(change)
+        finally:
+            other.close()
+        assert runs == [2, 3]
+        assert searches == []
+        stored = audit_contract.chain(driver, audit_contract.P1)
+        assert [r['doc_id'] for r in stored] == ['1', 'theirs', 'mine']
+        assert audit.verify(audit_contract.P1, stored).ok
+
+    def test_no_record_is_chained_after_one_its_change_undoes(
+            self, backend, driver, monkeypatch):
+        # A change's record is stored before its change is over; if the
+        # change then fails (here: another writer took the id of the job
+        # it creates, in the same bulk request), it undoes the record. A
+        # writer that read that record as the head in between must not
+        # seal after it: the chain would then name a record that is gone.
+        import threading
+        from freezer_api.core import audit
+        from . import audit_contract
+        P1 = audit_contract.P1
+        audit_contract.append(driver, P1, [1], ['first'])
+        other, third = backend.make_driver(), backend.make_driver()
+        probed = threading.Event()
+        probe = third._audit_head_after
+
+        def probing(*args, **kwargs):
+            try:
+                return probe(*args, **kwargs)
+            finally:
+                probed.set()
+
+        monkeypatch.setattr(third, '_audit_head_after', probing)
+        undo = driver.journal.undo
+        results = []
+
+        def undo_late(applied):
+            # the third writer reads the chain while the record is there
+            worker = threading.Thread(target=lambda: results.append(
+                audit_contract.append(third, P1, [3], ['third'])))
+            worker.start()
+            assert probed.wait(30)
+            outcome = undo(applied)
+            worker.join(60)
+            return outcome
+
+        monkeypatch.setattr(driver.journal, 'undo', undo_late)
+
+        def change(txn):
+            txn.insert('jobs', 'taken', P1, audit_contract.U1, 1, {})
+            sealed = txn.append_audit(P1, [audit_contract.entry(2, 'mine')],
+                                      audit.seal)
+            if not results:
+                contract.add(other, 'jobs', 'taken')
+            return sealed
+
+        try:
+            with pytest.raises(base.IdTaken):
+                driver.atomic(change)
+        finally:
+            other.close()
+            third.close()
+        assert len(results) == 1
+        stored = audit_contract.chain(driver, P1)
+        assert [r['doc_id'] for r in stored] == ['first', 'third']
+        assert audit.verify(P1, stored).ok
+
     def test_contended_writers_leave_no_turn_behind(self, backend, driver):
         contract.add(driver, 'jobs', 'j', doc={'n': 0})
         drivers = [backend.make_driver(conflict_retries=1)

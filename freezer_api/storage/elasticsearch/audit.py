@@ -12,7 +12,10 @@ The chain head is the record with the highest ``seq``. A change seals
 after the head this process last wrote, once a real-time get showed that
 record stored as written (its change may have been rolled back), or else
 after the newest record a search finds, and checks with a real-time get
-that ``seq + 1`` is still free, moving forward while it is not.
+that ``seq + 1`` is still free, moving forward while it is not. A head
+written by a change still under way (its record carries the stamp of an
+intent that is still there) is waited for: that change may yet undo it,
+and a record sealed after it would then name a record that is gone.
 ``create`` refuses an ``_id`` already taken, so two writers racing for
 one ``seq`` cannot both commit: the loser's whole change is undone and
 run again (``LostRace``), and the chain never forks. Purging keeps each
@@ -20,6 +23,7 @@ project's newest record: it is the head.
 """
 
 import itertools
+import time
 import urllib.parse
 from typing import Any
 
@@ -28,8 +32,8 @@ import elasticsearch
 from freezer_api.storage import base
 from freezer_api.storage.elasticsearch import failures
 
-__all__ = ['AUDIT_KIND', 'audit_key', 'audit_source', 'TransactionAudit',
-           'DriverAudit']
+__all__ = ['AUDIT_KIND', 'chain_spot', 'audit_key', 'audit_source',
+           'TransactionAudit', 'DriverAudit']
 
 AUDIT_KIND = '_audit'
 # Events claimed once (``claim_event``).
@@ -38,6 +42,18 @@ EVENT_KIND = '_event'
 # and how many records one request reads.
 _MAX_PROBES = 64
 _PROBE_BATCH = 4
+# How long a change waits for the one that wrote the chain's head to be
+# over (its intent deleted) before running again in turn, and how often
+# it looks meanwhile (doubling).
+_SETTLE_WAIT = 0.5
+_SETTLE_POLL = 0.001
+_SETTLE_POLL_CAP = 0.02
+
+
+def chain_spot(project_id):
+    """What changes of one project's chain contend for (the keys of its
+    records without the seq)."""
+    return f'{AUDIT_KIND}/{urllib.parse.quote(project_id, safe="")}'
 
 
 def audit_key(project_id, seq):
@@ -80,21 +96,17 @@ class TransactionAudit:
     _check: Any
     lost_race: Any
     chain_lock: Any
+    sealed_heads: dict
 
     def append_audit(self, project_id, entries, seal):
         driver = self._driver
         self._check()
         if self.chain_lock is None:  # the first chain of the change
             self.chain_lock = driver.hold_chain(project_id)
-        head = driver._audit_heads.get(project_id)
-        if head is not None:
-            # None when rolled back, or purged: look again
-            head = driver._audit_head_after(project_id, head, stands=True)
+        # after this change's own records, when it already wrote some
+        head = self.sealed_heads.get(project_id)
         if head is None:
-            head = driver._audit_head_after(
-                project_id, driver._newest_audit(project_id))
-        if head is None:
-            raise self.lost_race()
+            head = self._stored_head(project_id)
         sealed = seal(entries, *head)
         for record in sealed:
             key = audit_key(project_id, record['seq'])
@@ -102,9 +114,40 @@ class TransactionAudit:
                 kind=AUDIT_KIND, id=str(record['seq']),
                 project_id=project_id, user_id='', version=1,
                 created_at=record['at'], doc=record))
-        driver._audit_heads[project_id] = (sealed[-1]['seq'],
-                                           sealed[-1]['hash'])
+        # Remembered once the change commits (``committed``): a change
+        # that lost its race had its records undone, and a head remembered
+        # from it would fail the next change's check and cost a search
+        # (with ``on_search``, a refresh too). Until then the driver
+        # remembers the stored head this change sealed after.
+        self.sealed_heads[project_id] = (sealed[-1]['seq'],
+                                         sealed[-1]['hash'])
         return sealed
+
+    def _stored_head(self, project_id):
+        """The newest record of the chain, once the change that wrote it
+        is over (see ``DriverAudit._settled``)."""
+        driver = self._driver
+        head = driver._audit_heads.get(project_id)
+        if head is not None:
+            # None when purged, or rolled back by a sweep: look again
+            head = driver._audit_head_after(project_id, head, stands=True)
+        if head is None:
+            head = driver._audit_head_after(
+                project_id, driver._newest_audit(project_id))
+        if head is None:
+            raise self.lost_race()
+        if not driver._settled(project_id, head):
+            # rolled back, or still under way: run again (in turn)
+            self.doomed = base.Contended(chain_spot(project_id))
+            raise self.doomed
+        # where the next change looks from, should this one lose its race
+        driver._audit_heads[project_id] = head[:2]
+        return head[:2]
+
+    def committed(self):
+        """Remember the heads this change's records made."""
+        if self.sealed_heads:
+            self._driver._audit_heads.update(self.sealed_heads)
 
 
 class DriverAudit:
@@ -170,16 +213,50 @@ class DriverAudit:
                 if not stored.get('found'):
                     return head
                 head = (stored['_source']['seq'],
-                        stored['_source']['doc']['hash'])
+                        stored['_source']['doc']['hash'],
+                        stored['_source'].get('txn'))
         return None
 
+    def _settled(self, project_id, head):
+        """Whether the head record ``(seq, hash[, stamp])`` stands, once
+        the change that wrote it is over.
+
+        A change stores its records before its other writes are done; if
+        it then fails, it undoes them. A record sealed after one of those
+        would name a record that is gone, and the chain would break. So a
+        record that carries the journal stamp of a change still under way
+        (its intent is there) is waited for, a little; when its intent is
+        gone, the change either finished or was rolled back (its writes
+        undone before the intent), and a second read of the record tells
+        which. False when it was rolled back, or is still under way after
+        ``_SETTLE_WAIT`` seconds.
+        """
+        stamp = head[2] if len(head) > 2 else None
+        if stamp is None:
+            return True  # remembered from a change over, or the genesis
+        deadline = time.monotonic() + _SETTLE_WAIT
+        delay = _SETTLE_POLL
+        while self._get_raw(stamp) is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, _SETTLE_POLL_CAP)
+        stored = self._get_raw(audit_key(project_id, head[0]))
+        return stored is not None and \
+            stored['_source']['doc'].get('hash') == head[1]
+
     def _newest_audit(self, project_id):
-        newest = self._audit_search(
-            'reading the audit trail', self._audit_filters(project_id),
-            [{'seq': 'desc'}], 1)
-        if not newest:
-            return (0, base.AUDIT_GENESIS)
-        return (newest[0]['seq'], newest[0]['hash'])
+        """(seq, hash, journal stamp) of the newest record found by a
+        search."""
+        with failures.guard('reading the audit trail'):
+            hits = self._search(
+                query={'bool': {'filter': self._audit_filters(project_id)}},
+                sort=[{'seq': 'desc'}], size=1,
+                track_total_hits=False)['hits']['hits']
+        if not hits:
+            return (0, base.AUDIT_GENESIS, None)
+        newest = hits[0]['_source']
+        return (newest['seq'], newest['doc']['hash'], newest.get('txn'))
 
     def list_audit(self, project_id, since, until, limit, offset):
         bounds = {}
@@ -205,7 +282,7 @@ class DriverAudit:
     def audit_head(self, project_id):
         head = self._audit_head_after(
             project_id, self._newest_audit(project_id), probes=None)
-        return None if head[0] == 0 else head
+        return None if head[0] == 0 else head[:2]
 
     def audit_projects(self):
         projects: list[str] = []
@@ -244,7 +321,7 @@ class DriverAudit:
         # belongs to a module (reindex) a cluster may leave out.
         removed = 0
         for project_id in self.audit_projects():
-            newest, _ = self._newest_audit(project_id)
+            newest = self._newest_audit(project_id)[0]
             filters = self._audit_filters(project_id, [
                 {'range': {'created_at': {'lt': before}}},
                 {'range': {'seq': {'lt': newest}}}])

@@ -80,6 +80,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
         self._driver = driver
         self._entries = {}
         self.chain_lock = None  # see TransactionAudit.append_audit
+        self.sealed_heads = {}  # project -> (seq, hash) of its last record
 
     def _check(self):
         if self.doomed is not None:
@@ -496,6 +497,7 @@ class ElasticsearchDriver(audit.DriverAudit, cursors.DriverCursors,
             # nothing to roll back.
             result = txn.run(change, abort=lambda: None)
             wrote = self._commit(txn)
+            txn.committed()
         finally:
             if txn.chain_lock is not None:
                 txn.chain_lock.release()

@@ -113,12 +113,6 @@ BULK_CHUNK = 500
 _HOSTNAME = socket.gethostname()
 
 
-def _chain(audit_key):
-    """What a change that lost the race for a ``seq`` of a project's audit
-    chain contended for: the chain (the record's key without its seq)."""
-    return audit_key.rpartition('/')[0]
-
-
 class Entry:
     """What a change knows of one document."""
 
@@ -363,7 +357,8 @@ class Journal:
                     refresh=refresh, require_alias=True)
             except elasticsearch.ConflictError:
                 if entry.current.kind == audit.AUDIT_KIND:  # seq taken
-                    raise base.Contended(_chain(key)) from None
+                    raise base.Contended(audit.chain_spot(
+                        entry.current.project_id)) from None
                 raise base.IdTaken(f'{entry.current.kind} '
                                    f'{entry.current.id!r} already exists') \
                     from None
@@ -380,7 +375,7 @@ class Journal:
             response = writer.bulk(
                 index=self._index, operations=operations,
                 refresh=refresh if last else 'false', require_alias=True)
-            collision = collision_key = None
+            collision = None
             failure = None
             for (key, entry), item in zip(chunk, response['items']):
                 result = item.get('create', {})
@@ -389,14 +384,15 @@ class Journal:
                     applied.append((key, entry, (result['_seq_no'],
                                                  result['_primary_term'])))
                 elif status == 409:
-                    collision, collision_key = entry.current, key
+                    collision = entry.current
                 else:
                     failure = result
             if failure is not None:
                 raise failures.bulk_item_error(failure)
             if collision is not None:
                 if collision.kind == audit.AUDIT_KIND:  # seq taken
-                    raise base.Contended(_chain(collision_key))
+                    raise base.Contended(audit.chain_spot(
+                        collision.project_id))
                 raise base.IdTaken(f'{collision.kind} {collision.id!r} '
                                    'already exists')
 
