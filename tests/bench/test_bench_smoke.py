@@ -71,3 +71,39 @@ def test_quick_fleet_simulation(tmp_path):
     assert found['largest'] == 40
     report = (tmp_path / 'fleet-quick.rst').read_text()
     assert 'sqlite' in report and 'schedulers' in report
+
+
+def test_split_ids_gives_each_host_its_own_writes():
+    from bench import hosts
+    ids = {'patch_jobs': list('abcde'), 'sessions': [[1, 2], [3, 4], [5, 6]],
+           'jobs': ['j']}
+    parts = [hosts.split_ids(ids, n, 2) for n in range(2)]
+    assert [p['patch_jobs'] for p in parts] == [['a', 'c', 'e'], ['b', 'd']]
+    assert [p['sessions'] for p in parts] == [[[1, 2], [5, 6]], [[3, 4]]]
+    assert all(p['jobs'] == ['j'] for p in parts)
+
+
+def test_quick_run_of_hosts_sharing_postgresql(tmp_path, postgresql_server):
+    """``python -m bench.hosts``: SQLite, PostgreSQL and two instances on
+    one PostgreSQL database each answer every write scenario."""
+    # the server of the tests, not a second cluster of the benchmark's own
+    url = postgresql_server.admin_url.render_as_string(hide_password=False)
+    env = dict(os.environ, HOME=str(tmp_path),
+               FREEZER_TEST_POSTGRESQL_URL=url)
+    env.pop('FREEZER_API_CONFIG_FILES', None)
+    done = subprocess.run(
+        [sys.executable, '-m', 'bench.hosts', '--small', '--rounds', '1',
+         '--duration', '1', '--output', str(tmp_path), '--name', 'h'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / 'h.json').read_text())['results']
+    assert set(results) == {'create_backup', 'patch_job', 'session_cycle'}
+    for scenario, targets in results.items():
+        assert set(targets) == {'sqlite', 'postgresql', 'postgresql x2'}
+        for name, row in targets.items():
+            assert row['rate'] > 0, (scenario, name)
+            assert row['errors'] == 0 and row['unsuccessful'] == 0, (
+                scenario, name, row)
+        assert len(targets['postgresql x2']['per_instance']) == 2
+        assert all(r > 0 for r in targets['postgresql x2']['per_instance'])
+    assert 'postgresql x2' in (tmp_path / 'h.rst').read_text()
