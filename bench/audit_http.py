@@ -9,12 +9,13 @@ ledger; ``audit+metrics``: those two on, the ledger off, as the issue
 budgets them; see ``bench.audit_cost.SIDES``) as a deployment does: uwsgi,
 ``--processes`` x ``--threads``, the configuration file and paste pipeline
 of ``freezer_api.cmd.wsgi``, each side on its own SQLite store filled with
-``bench.data``. wrk plays the write scenarios of ``bench.run`` (create
-backup, PATCH job, session start+end) on both sides in turns, the order
-alternating every round. For each scenario it prints the median over the
-rounds of the servers' CPU per operation (every uwsgi process, from
-/proc) and of the operations per second, and the cost of
-``audit+metrics`` against ``bare`` for both.
+``bench.data`` (``--store elasticsearch``: its own index of one node,
+whose CPU then counts with the servers'). wrk plays the write scenarios
+of ``bench.run`` (create backup, PATCH job, session start+end) on both
+sides in turns, the order alternating every round. For each scenario it
+prints the median over the rounds of the servers' CPU per operation
+(every uwsgi process, from /proc) and of the operations per second, and
+the cost of ``audit+metrics`` against ``bare`` for both.
 """
 
 import argparse
@@ -39,13 +40,23 @@ SCENARIOS = ('create_backup', 'patch_job', 'session_cycle')
 SIDES = ('bare', 'audit+metrics')
 
 
-def start_side(side, workdir, processes, threads):
-    """One uwsgi service of ``side`` on its own SQLite store."""
+def start_side(side, workdir, processes, threads, store_of=None):
+    """One uwsgi service of ``side`` on its own store: a SQLite file, or
+    (``store_of``) an index of the Elasticsearch node."""
     folder = os.path.join(workdir, side.replace('+', '-'))
     os.makedirs(folder)
     conf = os.path.join(folder, 'freezer-api.conf')
-    text = (f'[DEFAULT]\nauth_strategy = noauth\nstate_path = {folder}\n'
-            f'[database]\nconnection = sqlite:///{folder}/freezer.sqlite\n')
+    text = f'[DEFAULT]\nauth_strategy = noauth\nstate_path = {folder}\n'
+    if store_of is None:
+        text += (f'[database]\n'
+                 f'connection = sqlite:///{folder}/freezer.sqlite\n')
+    else:
+        store = store_of(workdir, side.replace('+', '-'))
+        text += (f'[storage]\ndriver = elasticsearch\n[elasticsearch]\n'
+                 f'hosts = {store["es_hosts"]}\n'
+                 f'index = {store["es_index"]}\n')
+        if os.environ.get('FREEZER_BENCH_ES_REFRESH'):
+            text += f'refresh = {os.environ["FREEZER_BENCH_ES_REFRESH"]}\n'
     metrics = 'metrics' in side
     if metrics:
         # every process counts (multiprocess mode), as deployed
@@ -65,6 +76,37 @@ def start_side(side, workdir, processes, threads):
     return deploy._serve(side, argv, env, port, folder)
 
 
+class WithNode:
+    """A service whose CPU includes the Elasticsearch node's: the node
+    shares the machine, and most of a write's cost is its (both sides use
+    one node, and run in turns)."""
+
+    def __init__(self, service):
+        self._service = service
+
+    def __getattr__(self, name):
+        return getattr(self._service, name)
+
+    def cpu_seconds(self):
+        return self._service.cpu_seconds() + node_cpu_seconds()
+
+
+def node_cpu_seconds():
+    """CPU seconds of the Elasticsearch processes of this machine."""
+    ticks = 0
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/cmdline', 'rb') as handle:
+                if b'org.elasticsearch.bootstrap' not in handle.read():
+                    continue
+        except OSError:
+            continue
+        ticks += deploy._cpu_ticks(int(entry))
+    return ticks / os.sysconf('SC_CLK_TCK')
+
+
 def _cost(values, base):
     return 100.0 * (statistics.median(values) / statistics.median(base) - 1)
 
@@ -80,6 +122,11 @@ def main(argv=None):
     parser.add_argument('--sides', default=','.join(SIDES),
                         help='bare and the sides to compare with it (of '
                         'bench.audit_cost.SIDES)')
+    parser.add_argument('--store', choices=('sqlite', 'elasticsearch'),
+                        default='sqlite',
+                        help='elasticsearch: both sides on one node started '
+                        'as the tests do (FREEZER_BENCH_ES_REFRESH picks '
+                        'the refresh mode); CPU then includes the node\'s')
     parser.add_argument('--small', action='store_true',
                         help='a tenth of the base data (harness checks)')
     parser.add_argument('--output', default=os.path.join(
@@ -97,9 +144,16 @@ def main(argv=None):
         workdir = stack.enter_context(
             tempfile.TemporaryDirectory(prefix='freezer-bench-audit-'))
         targets = []
+        store_of = None
+        if args.store == 'elasticsearch':
+            store_of = stack.enter_context(
+                bench_run._store_servers('elasticsearch', stack))
         for side in sides:
-            service = start_side(side, workdir, args.processes, args.threads)
+            service = start_side(side, workdir, args.processes, args.threads,
+                                 store_of)
             stack.callback(service.stop)
+            if store_of is not None:
+                service = WithNode(service)
             ids = data.fill(service.url, small=args.small)
             lua = data.write_lua(os.path.join(workdir, f'{side}.lua'.replace(
                 '+', '-')), ids, args.connections)
@@ -110,7 +164,9 @@ def main(argv=None):
                          args.connections, 1, timeout=args.timeout)
         _, runs = bench_run.alternate(targets, SCENARIOS, args, args.rounds,
                                       'audit')
-    print(f'\nWrite cost against bare, {args.processes} processes x '
+    print(f'\nWrite cost against bare on {args.store}'
+          + (' (CPU: uwsgi and the node)' if store_of else '') +
+          f', {args.processes} processes x '
           f'{args.threads} threads, {args.connections} connections, '
           f'{args.rounds} rounds of {args.duration} s (medians)')
     print(f'{"scenario":15} {"side":14} {"bare CPU ms":>11} '
