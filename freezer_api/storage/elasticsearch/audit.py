@@ -95,6 +95,7 @@ class TransactionAudit:
     _entries: Any
     _check: Any
     lost_race: Any
+    doomed: Exception | None
     chain_lock: Any
     sealed_heads: dict
 
