@@ -100,7 +100,7 @@ def table(results):
               f'{"vs SQLite":>9} {"p99 ms":>8} {"CPU ms/w":>9} '
               f'{"errors":>6}  per instance')
     lines += [header, '-' * len(header)]
-    for scenario in WRITES:
+    for scenario in results:
         base = results[scenario]['sqlite']['rate']
         for name, row in results[scenario].items():
             ratio = row['rate'] / base if base else 0.0
@@ -123,14 +123,22 @@ def main(argv=None):
     parser.add_argument('--processes', type=int, default=2)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--timeout', type=int, default=30)
+    parser.add_argument('--scenarios', default=','.join(WRITES),
+                        help='comma-separated, of ' + ', '.join(WRITES))
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='seconds of each scenario on each target '
+                        'before the rounds (0: none)')
     parser.add_argument('--small', action='store_true',
                         help='a tenth of the base data (harness checks)')
     parser.add_argument('--name', default='hosts')
     parser.add_argument('--output', default=os.path.join(
         deploy.HERE, 'results'))
     args = parser.parse_args(argv)
+    scenarios = [s for s in args.scenarios.split(',') if s]
+    if not scenarios or not set(scenarios) <= set(WRITES):
+        parser.error(f'--scenarios: some of {", ".join(WRITES)}')
     load.wrk_binary()
-    runs = {scenario: {} for scenario in WRITES}
+    runs = {scenario: {} for scenario in scenarios}
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(
             tempfile.TemporaryDirectory(prefix='freezer-bench-hosts-'))
@@ -160,13 +168,13 @@ def main(argv=None):
                     max(1, args.connections // instances))
                 for n in range(instances)]
             targets.append(target)
-        for target in targets:  # warm-up, not measured
-            for scenario in WRITES:
-                run_target(target, scenario, args.connections, 1,
+        for target in targets if args.warmup else ():  # not measured
+            for scenario in scenarios:
+                run_target(target, scenario, args.connections, args.warmup,
                            args.timeout)
         for rnd in range(args.rounds):
             order = targets if rnd % 2 == 0 else targets[::-1]
-            for scenario in WRITES:
+            for scenario in scenarios:
                 for target in order:
                     result = run_target(target, scenario, args.connections,
                                         args.duration, args.timeout)
