@@ -108,7 +108,7 @@ class TransactionAudit:
         head = self.sealed_heads.get(project_id)
         if head is None:
             head = self._stored_head(project_id)
-        sealed = seal(entries, *head)
+        sealed = seal(entries, head[0], head[1])
         for record in sealed:
             key = audit_key(project_id, record['seq'])
             self._entries[key] = _AuditEntry(base.Record(
@@ -121,7 +121,7 @@ class TransactionAudit:
         # (with ``on_search``, a refresh too). Until then the driver
         # remembers the stored head this change sealed after.
         self.sealed_heads[project_id] = (sealed[-1]['seq'],
-                                         sealed[-1]['hash'])
+                                         sealed[-1]['hash'], None)
         return sealed
 
     def _stored_head(self, project_id):
@@ -142,8 +142,8 @@ class TransactionAudit:
             self.doomed = base.Contended(chain_spot(project_id))
             raise self.doomed
         # where the next change looks from, should this one lose its race
-        driver._audit_heads[project_id] = head[:2]
-        return head[:2]
+        head = driver._audit_heads[project_id] = (head[0], head[1], None)
+        return head
 
     def committed(self):
         """Remember the heads this change's records made."""
@@ -174,17 +174,22 @@ class DriverAudit:
             filters.append({'term': {'project_id': project_id}})
         return filters + list(extra)
 
-    def _audit_search(self, what, filters, sort, size, offset=0):
+    def _audit_hits(self, what, filters, sort, size, offset=0):
         with failures.guard(what):
             response = self._search(
                 query={'bool': {'filter': filters}}, sort=sort, size=size,
                 from_=offset, track_total_hits=False)
-        return [hit['_source']['doc'] for hit in response['hits']['hits']]
+        return response['hits']['hits']
+
+    def _audit_search(self, what, filters, sort, size, offset=0):
+        return [hit['_source']['doc'] for hit in self._audit_hits(
+            what, filters, sort, size, offset)]
 
     def _audit_head_after(self, project_id, head, stands=False,
                           probes=_MAX_PROBES):
-        """The chain's head from ``head`` (seq, hash) on: the last of the
-        records stored after it without a gap; None when ``stands`` and
+        """The chain's head from ``head`` (seq, hash, journal stamp) on:
+        the last of the records stored after it without a gap (``head``
+        itself when there is none); None when ``stands`` and
         record ``head`` is not stored as remembered (the change that
         wrote it may have been rolled back), or after ``probes`` records
         read (None: no limit).
@@ -219,8 +224,9 @@ class DriverAudit:
         return None
 
     def _settled(self, project_id, head):
-        """Whether the head record ``(seq, hash[, stamp])`` stands, once
-        the change that wrote it is over.
+        """Whether the head record ``(seq, hash, stamp)`` stands, once
+        the change that wrote it is over (a stamp of None: nothing to wait
+        for).
 
         A change stores its records before its other writes are done; if
         it then fails, it undoes them. A record sealed after one of those
@@ -232,7 +238,7 @@ class DriverAudit:
         which. False when it was rolled back, or is still under way after
         ``_SETTLE_WAIT`` seconds.
         """
-        stamp = head[2] if len(head) > 2 else None
+        stamp = head[2]
         if stamp is None:
             return True  # remembered from a change over, or the genesis
         deadline = time.monotonic() + _SETTLE_WAIT
@@ -249,11 +255,9 @@ class DriverAudit:
     def _newest_audit(self, project_id):
         """(seq, hash, journal stamp) of the newest record found by a
         search."""
-        with failures.guard('reading the audit trail'):
-            hits = self._search(
-                query={'bool': {'filter': self._audit_filters(project_id)}},
-                sort=[{'seq': 'desc'}], size=1,
-                track_total_hits=False)['hits']['hits']
+        hits = self._audit_hits('reading the audit trail',
+                                self._audit_filters(project_id),
+                                [{'seq': 'desc'}], 1)
         if not hits:
             return (0, base.AUDIT_GENESIS, None)
         newest = hits[0]['_source']

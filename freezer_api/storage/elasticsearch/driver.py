@@ -80,7 +80,7 @@ class _Transaction(audit.TransactionAudit, base.Transaction):
         self._driver = driver
         self._entries = {}
         self.chain_lock = None  # see TransactionAudit.append_audit
-        self.sealed_heads = {}  # project -> (seq, hash) of its last record
+        self.sealed_heads = {}  # project -> head after its last record
 
     def _check(self):
         if self.doomed is not None:
