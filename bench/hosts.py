@@ -45,10 +45,6 @@ from bench import run as bench_run
 WRITES = ['create_backup', 'patch_job', 'session_cycle']
 
 
-def log(*args):
-    print(time.strftime('%H:%M:%S'), *args, file=sys.stderr, flush=True)
-
-
 def split_ids(ids, part, parts):
     """The ids one of ``parts`` instances writes: its share of the jobs to
     PATCH and of the sessions (every list, for the rest)."""
@@ -58,19 +54,24 @@ def split_ids(ids, part, parts):
     return mine
 
 
-def run_target(target, scenario, connections, duration, timeout):
+def shares(connections, instances):
+    """The wrk connections of each of ``instances``: ``connections`` in
+    all, as evenly as they go."""
+    return [connections // instances + (n < connections % instances)
+            for n in range(instances)]
+
+
+def run_target(target, scenario, duration, timeout):
     """Load every instance of ``target`` at once; return one summary."""
     services = target['services']
-    shares = [connections // len(services) + (n < connections % len(services))
-              for n in range(len(services))]
     with concurrent.futures.ThreadPoolExecutor(len(services)) as pool:
         results = list(pool.map(
             lambda n: load.run(services[n], target['luas'][n], scenario,
-                               shares[n], duration, timeout=timeout),
+                               target['shares'][n], duration,
+                               timeout=timeout),
             range(len(services))))
-    units = [r['rate'] for r in results]
     cpu_total = sum((r['cpu_ms'] or 0) * r['rate'] for r in results)
-    rate = sum(units)
+    rate = sum(r['rate'] for r in results)
     return {
         'rate': rate,
         'p99_ms': max(r['p99_ms'] for r in results),
@@ -82,16 +83,12 @@ def run_target(target, scenario, connections, duration, timeout):
     }
 
 
-def start_target(name, store, instances, workdir, args):
-    """Start ``instances`` uwsgi services on one store, fill it through the
-    first, and write each instance's Lua data file."""
-    services = []
-    for n in range(instances):
-        port = bench_run._port()
-        services.append(deploy.start_ours(
-            workdir, port, store, args.processes, args.threads,
-            name=f'{name}-{n}'))
-    return {'name': name, 'services': services}
+def start_services(prefix, store, instances, workdir, args):
+    """``instances`` uwsgi services of ours on one store."""
+    return [deploy.start_ours(workdir, bench_run._port(), store,
+                              args.processes, args.threads,
+                              name=f'{prefix}-{n}')
+            for n in range(instances)]
 
 
 def table(results):
@@ -152,35 +149,36 @@ def main(argv=None):
                 ('sqlite', sqlite_of(workdir, 'sqlite'), 1),
                 ('postgresql', pg_of(workdir, 'single'), 1),
                 (f'postgresql x{args.hosts}', shared_pg, args.hosts)):
-            target = start_target(name.replace(' ', '-'), store, instances,
-                                  workdir, args)
-            target['name'] = name
-            for service in target['services']:
+            services = start_services(name.replace(' ', '-'), store,
+                                      instances, workdir, args)
+            for service in services:
                 stack.callback(service.stop)
             started = time.monotonic()
-            ids = data.fill(target['services'][0].url, small=args.small)
-            log(f'{name}: {instances} instance(s), filled in '
-                f'{time.monotonic() - started:.0f}s')
-            target['luas'] = [
-                data.write_lua(os.path.join(
-                    workdir, f'{target["services"][n].name}.lua'),
-                    split_ids(ids, n, instances),
-                    max(1, args.connections // instances))
-                for n in range(instances)]
-            targets.append(target)
+            ids = data.fill(services[0].url, small=args.small)
+            bench_run.log(f'{name}: {instances} instance(s), filled in '
+                          f'{time.monotonic() - started:.0f}s')
+            # the Lua file of an instance knows its count of connections
+            share = shares(args.connections, instances)
+            targets.append({'name': name, 'services': services,
+                            'shares': share, 'luas': [
+                                data.write_lua(
+                                    os.path.join(workdir,
+                                                 f'{services[n].name}.lua'),
+                                    split_ids(ids, n, instances), share[n])
+                                for n in range(instances)]})
         for target in targets if args.warmup else ():  # not measured
             for scenario in scenarios:
-                run_target(target, scenario, args.connections, args.warmup,
-                           args.timeout)
+                run_target(target, scenario, args.warmup, args.timeout)
         for rnd in range(args.rounds):
             order = targets if rnd % 2 == 0 else targets[::-1]
             for scenario in scenarios:
                 for target in order:
-                    result = run_target(target, scenario, args.connections,
-                                        args.duration, args.timeout)
+                    result = run_target(target, scenario, args.duration,
+                                        args.timeout)
                     runs[scenario].setdefault(target['name'], []).append(
                         result)
-                    log(f'round {rnd + 1} {scenario:14} '
+                    bench_run.log(
+                        f'round {rnd + 1} {scenario:14} '
                         f'{target["name"]:16} {result["rate"]:8.1f}/s '
                         f'p99 {result["p99_ms"]:7.1f} ms '
                         f'cpu {result["cpu_ms"] or 0:5.2f} ms '

@@ -86,6 +86,8 @@ def test_split_ids_gives_each_host_its_own_writes():
     assert [p['patch_jobs'] for p in parts] == [['a', 'c', 'e'], ['b', 'd']]
     assert [p['sessions'] for p in parts] == [[[1, 2], [5, 6]], [[3, 4]]]
     assert all(p['jobs'] == ['j'] for p in parts)
+    # every connection goes to one instance, whose Lua file counts it
+    assert hosts.shares(8, 2) == [4, 4] and hosts.shares(8, 3) == [3, 3, 2]
 
 
 def test_quick_run_of_hosts_sharing_postgresql(tmp_path, postgresql_server):
