@@ -17,13 +17,15 @@ on, the others off as if they had never been merged --
 
 It times the write scenarios of ``bench.run`` -- create backup, PATCH job,
 session cycle (start then end) -- on every side, the sides taking turns
-in every round in a rotating order. In process there is no HTTP, so the
+every operation in a random order. In process there is no HTTP, so the
 relative cost printed is an upper bound of what a client sees; no scrape
 is made (``bench.metrics`` measures scrapes). Printed per scenario and
 side: the median microseconds of this process's CPU per operation over
 the rounds (wall clock is disturbed by fsync and the other work on the
 machine), and the cost against ``bare``: the ratio of the medians and
-the middle half of the rounds' ratios.
+the middle half of the rounds' ratios. (Turns every operation, not every
+round: this machine changes speed in phases, which then fall on all the
+sides alike.)
 
 ``--writers N`` makes the operations take turns over N drivers of the
 store, as N API processes (each keeps its own caches, the audit chain
@@ -42,6 +44,7 @@ import cProfile
 import json
 import os
 import pstats
+import random
 import statistics
 import sys
 import tempfile
@@ -186,22 +189,33 @@ def scenarios(job, session):
 
 
 def measure(clients, runs, rounds, ops):
-    """(scenario, side) -> [CPU us per op, one per round]."""
+    """(scenario, side) -> [CPU us per op, one per round].
+
+    The sides take turns every operation (the order rotating), not every
+    round: this machine changes speed in phases of seconds to minutes, and
+    operations timed side by side see the same phase. A round is ``ops``
+    operations of every side."""
     sides = list(clients)
     cpu = {(name, side): [] for name in runs for side in sides}
-    for number in range(rounds):
-        order = sides[number % len(sides):] + sides[:number % len(sides)]
-        if number // len(sides) % 2:
-            order.reverse()
-        for name, run in runs.items():
-            for side in order:
-                writers = clients[side]
-                run(writers[-1])  # warm
-                start_cpu = time.process_time()
-                for number in range(ops):
+    clock = time.process_time_ns
+    shuffle = random.Random(1).shuffle
+    for name, run in runs.items():
+        for side in sides:
+            run(clients[side][-1])  # warm
+        for _ in range(rounds):
+            used = dict.fromkeys(sides, 0)
+            for number in range(ops):
+                # NOTE: a random order: a fixed rotation lines the
+                # collector's runs up with some sides.
+                order = sides[:]
+                shuffle(order)
+                for side in order:
+                    writers = clients[side]
+                    start = clock()
                     run(writers[number % len(writers)])
-                used = time.process_time() - start_cpu
-                cpu[(name, side)].append(used / ops * 1e6)
+                    used[side] += clock() - start
+            for side in sides:
+                cpu[(name, side)].append(used[side] / ops / 1e3)
     return cpu
 
 

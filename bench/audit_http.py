@@ -15,7 +15,11 @@ of ``bench.run`` (create backup, PATCH job, session start+end) on both
 sides in turns, the order alternating every round. For each scenario it
 prints the median over the rounds of the servers' CPU per operation
 (every uwsgi process, from /proc) and of the operations per second, and
-the cost of ``audit+metrics`` against ``bare`` for both.
+the cost of ``audit+metrics`` against ``bare`` for both; then the median
+of the rounds' paired CPU ratios (the two sides of a round run back to
+back, so the phases in which this machine changes speed fall on both)
+with its 95 % interval. Many short rounds (``--rounds 40 --duration 2``)
+resolve the cost better than a few long ones.
 """
 
 import argparse
@@ -23,6 +27,7 @@ import contextlib
 import datetime
 import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -111,6 +116,36 @@ def _cost(values, base):
     return 100.0 * (statistics.median(values) / statistics.median(base) - 1)
 
 
+def median_interval(values, confidence=0.95):
+    """A distribution-free interval for the median of ``values``: the
+    order statistics that hold it with at least ``confidence`` (the
+    binomial sign test), or None if there are too few values."""
+    ordered = sorted(values)
+    count = len(ordered)
+    below = 0.0  # P(Binomial(count, 1/2) < rank)
+    rank = 0
+    while True:
+        share = math.comb(count, rank) / 2 ** count
+        if 2 * (below + share) > 1 - confidence:
+            break
+        below += share
+        rank += 1
+    if rank == 0:
+        return None
+    return ordered[rank - 1], ordered[count - rank]
+
+
+def paired_cost(values, base):
+    """The cost of ``values`` against ``base`` from the rounds' paired
+    ratios (each round runs both sides back to back, so a phase of the
+    machine falls on both): (median, low, high) in per cent, the bounds
+    those of ``median_interval`` (None if too few rounds)."""
+    ratios = [100.0 * (a / b - 1) for a, b in zip(values, base)]
+    interval = median_interval(ratios)
+    low, high = interval if interval else (None, None)
+    return statistics.median(ratios), low, high
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m bench.audit_http')
     parser.add_argument('--rounds', type=int, default=5)
@@ -171,7 +206,7 @@ def main(argv=None):
           f'{args.rounds} rounds of {args.duration} s (medians)')
     print(f'{"scenario":15} {"side":14} {"bare CPU ms":>11} '
           f'{"side CPU ms":>11} {"CPU cost":>8} {"bare/s":>8} '
-          f'{"side/s":>8} {"rate cost":>9}')
+          f'{"side/s":>8} {"rate cost":>9}  paired CPU cost (95 %)')
     for scenario, side in itertools.product(SCENARIOS, sides[1:]):
         bare = runs[f'bare/{scenario}']
         audited = runs[f'{side}/{scenario}']
@@ -183,19 +218,24 @@ def main(argv=None):
         # a lower rate is a cost: count it as the time per operation
         rate_cost = 100.0 * (statistics.median(rate_b) /
                              statistics.median(rate_a) - 1)
+        paired, low, high = paired_cost(cpu_a, cpu_b)
         row = {'side': side, 'bare_cpu_ms': statistics.median(cpu_b),
                'side_cpu_ms': statistics.median(cpu_a),
                'cpu_cost_pct': _cost(cpu_a, cpu_b),
                'bare_rate': statistics.median(rate_b),
                'side_rate': statistics.median(rate_a),
-               'rate_cost_pct': rate_cost, 'errors': errors,
+               'rate_cost_pct': rate_cost,
+               'paired_cpu_cost_pct': paired,
+               'paired_cpu_cost_interval_pct': [low, high],
+               'errors': errors,
                'runs': {'bare': bare, side: audited}}
         results['scenarios'][f'{side}/{scenario}'] = row
         print(f'{scenario:15} {side:14} {row["bare_cpu_ms"]:11.2f} '
               f'{row["side_cpu_ms"]:11.2f} {row["cpu_cost_pct"]:+7.1f}% '
               f'{row["bare_rate"]:8.1f} {row["side_rate"]:8.1f} '
-              f'{rate_cost:+8.1f}%' + (f'  ({errors} errors)' if errors
-                                       else ''))
+              f'{rate_cost:+8.1f}%  {paired:+6.1f}% ' +
+              (f'[{low:+.1f} .. {high:+.1f}]' if low is not None else '') +
+              (f'  ({errors} errors)' if errors else ''))
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, 'w') as handle:
         json.dump(results, handle, indent=1, default=str)
