@@ -101,6 +101,26 @@ def test_median_interval_is_the_sign_test_interval():
     assert round(median, 6) == round(low, 6) == round(high, 6) == 10.0
 
 
+def test_es_floor_writes_each_kind(elasticsearch_server):
+    """``python -m bench.es_floor``'s writes succeed on a node, and each
+    kind writes what it says (the bench itself runs outside the suite)."""
+    from bench import es_floor
+    node = es_floor.Node(elasticsearch_server.url,
+                         elasticsearch_server.new_index_name('bench-floor'))
+    node.create_indices()
+    for kind in es_floor.KINDS:
+        node.write(kind, 'true')
+    for index in node.indices:  # the intents' too: written without one
+        node.http.request('POST', f'{node.url}/{index}/_refresh')
+    counts = [json.loads(node.http.request(
+        'GET', f'{node.url}/{index}/_count').data)['count']
+        for index in node.indices]
+    # three documents, two records, no intent left behind
+    assert counts == [3, 2, 0]
+    for index in node.indices:
+        elasticsearch_server.delete_index(index)
+
+
 def test_quick_run_of_hosts_sharing_postgresql(tmp_path, postgresql_server):
     """``python -m bench.hosts``: SQLite, PostgreSQL and two instances on
     one PostgreSQL database each answer the write scenarios."""
