@@ -26,14 +26,11 @@ import argparse
 import contextlib
 import datetime
 import itertools
-import json
 import math
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
 from bench import audit_cost
 from bench import data
@@ -236,14 +233,9 @@ def main(argv=None):
               f'{rate_cost:+8.1f}%  {paired:+6.1f}% ' +
               (f'[{low:+.1f} .. {high:+.1f}]' if low is not None else '') +
               (f'  ({errors} errors)' if errors else ''))
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, 'w') as handle:
-        json.dump(results, handle, indent=1, default=str)
+    bench_run.save_json(results, args.output)
     return 0
 
 
 if __name__ == '__main__':
-    started = time.monotonic()
-    code = main()
-    print(f'({time.monotonic() - started:.0f} s)', file=sys.stderr)
-    sys.exit(code)
+    bench_run.run_timed(main)

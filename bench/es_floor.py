@@ -35,8 +35,6 @@ import json
 import os
 import random
 import statistics
-import sys
-import time
 import uuid
 
 import urllib3
@@ -196,14 +194,9 @@ def main(argv=None):
                          f'({rows[kind]["cost_pct"]:+.0f} %)')
             print(line)
             results['refresh'][refresh] = rows
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, 'w') as handle:
-        json.dump(results, handle, indent=1, default=str)
+    bench_run.save_json(results, args.output)
     return 0
 
 
 if __name__ == '__main__':
-    started = time.monotonic()
-    code = main()
-    print(f'({time.monotonic() - started:.0f} s)', file=sys.stderr)
-    sys.exit(code)
+    bench_run.run_timed(main)

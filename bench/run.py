@@ -48,6 +48,22 @@ def log(*args):
     print(time.strftime('%H:%M:%S'), *args, file=sys.stderr, flush=True)
 
 
+def save_json(results, path):
+    """Write a benchmark's ``results`` to ``path`` (its folder made)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as handle:
+        json.dump(results, handle, indent=1, default=str)
+
+
+def run_timed(main):
+    """Run a benchmark's ``main``, print how long it took, exit with its
+    code."""
+    started = time.monotonic()
+    code = main()
+    print(f'({time.monotonic() - started:.0f} s)', file=sys.stderr)
+    sys.exit(code)
+
+
 def _port():
     from tests.fixtures import servers
     return servers.free_port()
