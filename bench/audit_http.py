@@ -94,19 +94,9 @@ class WithNode:
 
 
 def node_cpu_seconds():
-    """CPU seconds of the Elasticsearch processes of this machine."""
-    ticks = 0
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f'/proc/{entry}/cmdline', 'rb') as handle:
-                if b'org.elasticsearch.bootstrap' not in handle.read():
-                    continue
-        except OSError:
-            continue
-        ticks += deploy._cpu_ticks(int(entry))
-    return ticks / os.sysconf('SC_CLK_TCK')
+    """CPU seconds of the Elasticsearch processes of this machine (looked
+    for every time: a node given by URL has no handle here)."""
+    return deploy.cpu_seconds(deploy.elasticsearch_pids())
 
 
 def _cost(values, base):

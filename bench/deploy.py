@@ -139,6 +139,27 @@ def _cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def elasticsearch_pids():
+    """The Elasticsearch processes of this machine (a bench's node shares
+    it, and its CPU counts with the servers')."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/cmdline', 'rb') as handle:
+                if b'org.elasticsearch.bootstrap' in handle.read():
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def cpu_seconds(pids):
+    """CPU seconds used so far by the processes ``pids``."""
+    return sum(_cpu_ticks(pid) for pid in pids) / TICK
+
+
 def _rss_kib(pid):
     try:
         with open(f'/proc/{pid}/status') as handle:
@@ -189,8 +210,7 @@ class Service:
         return _children(self.process.pid)
 
     def cpu_seconds(self):
-        pids = [self.process.pid, *self.workers()]
-        return sum(_cpu_ticks(pid) for pid in pids) / TICK
+        return cpu_seconds([self.process.pid, *self.workers()])
 
     def worker_rss_mib(self):
         """RSS of each worker, in MiB."""

@@ -117,7 +117,10 @@ def measure(node, refresh, rounds, requests, block):
     refreshes) after answering, which spills over into the next block."""
     cpu = {kind: [] for kind in KINDS}
     shuffle = random.Random(1).shuffle
-    clock = NodeClock()
+    # the node's processes, found once: this clock is read every block
+    pids = deploy.elasticsearch_pids()
+    if not pids:
+        raise RuntimeError('no Elasticsearch process found')
     for kind in KINDS:
         for _ in range(block):  # warm
             node.write(kind, refresh)
@@ -127,38 +130,16 @@ def measure(node, refresh, rounds, requests, block):
             order = list(KINDS)
             shuffle(order)
             for kind in order:
-                before = clock()
+                before = deploy.cpu_seconds(pids)
                 for _ in range(block):
                     node.write(kind, refresh)
-                used[kind] += clock() - before
+                used[kind] += deploy.cpu_seconds(pids) - before
         for kind in KINDS:
             cpu[kind].append(used[kind] / (requests // block * block) * 1e3)
         bench_run.log(f'es_floor refresh={refresh} round {number + 1} ' +
                       ' '.join(f'{kind} {cpu[kind][-1]:.2f} ms'
                                for kind in KINDS))
     return cpu
-
-
-class NodeClock:
-    """CPU seconds of the node's processes, found once."""
-
-    def __init__(self):
-        self.pids = [int(entry) for entry in os.listdir('/proc')
-                     if entry.isdigit() and _is_node(entry)]
-        if not self.pids:
-            raise RuntimeError('no Elasticsearch process found')
-        self.tick = os.sysconf('SC_CLK_TCK')
-
-    def __call__(self):
-        return sum(deploy._cpu_ticks(pid) for pid in self.pids) / self.tick
-
-
-def _is_node(pid):
-    try:
-        with open(f'/proc/{pid}/cmdline', 'rb') as handle:
-            return b'org.elasticsearch.bootstrap' in handle.read()
-    except OSError:
-        return False
 
 
 def main(argv=None):
