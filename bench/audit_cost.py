@@ -191,7 +191,7 @@ def scenarios(job, session):
 def measure(clients, runs, rounds, ops):
     """(scenario, side) -> [CPU us per op, one per round].
 
-    The sides take turns every operation (the order rotating), not every
+    The sides take turns every operation (in a random order), not every
     round: this machine changes speed in phases of seconds to minutes, and
     operations timed side by side see the same phase. A round is ``ops``
     operations of every side."""

@@ -29,7 +29,6 @@ PostgreSQL's own), and the ratios against SQLite.
 import argparse
 import concurrent.futures
 import contextlib
-import json
 import os
 import platform
 import statistics
@@ -208,12 +207,9 @@ def main(argv=None):
                f'{args.rounds} rounds of {args.duration} s, medians.')
     print(heading)
     print(text)
-    os.makedirs(args.output, exist_ok=True)
     base = os.path.join(args.output, args.name)
-    with open(base + '.json', 'w') as handle:
-        json.dump({'args': vars(args), 'machine': bench_run.machine(),
-                   'results': results, 'runs': runs},
-                  handle, indent=1)
+    bench_run.save_json({'args': vars(args), 'machine': bench_run.machine(),
+                         'results': results, 'runs': runs}, base + '.json')
     with open(base + '.rst', 'w') as handle:
         handle.write(heading + '\n\n::\n\n' + '\n'.join(
             '    ' + line for line in text.splitlines()) + '\n')

@@ -429,10 +429,8 @@ def main(argv=None):
     if not args.no_contention:
         contention(args, results)
     results['machine']['load_after'] = os.getloadavg()
-    os.makedirs(args.output, exist_ok=True)
     name = args.name or ('quick' if args.quick else 'latest')
-    with open(os.path.join(args.output, f'{name}.json'), 'w') as handle:
-        json.dump(results, handle, indent=1, default=str)
+    save_json(results, os.path.join(args.output, f'{name}.json'))
     text = report.render(results)
     for what, failure in results.get('failures', {}).items():
         text += f'\nFAILED {what}: {failure}\n'
