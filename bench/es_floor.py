@@ -21,11 +21,23 @@ sends three kinds of write and measures the node's CPU per write:
     journal (``storage/elasticsearch/journal.py``), which makes the pair
     atomic across failures.
 
+``doc+embedded``
+    the record inside the document's own write, in a field the node
+    keeps but does not index (``audit_pending``, ``enabled: false``): the
+    least a trail can cost that needs no second document per write (a
+    later sealer would chain the records; deletions would leave
+    tombstones);
+``doc+embedded+sealed``
+    as ``doc+embedded``, and every ``SEAL_BATCH`` writes the records so
+    far written into the records index in one bulk request, as such a
+    sealer would (its search for them and the chaining not counted).
+
 With ``refresh=false`` (the driver's ``on_search``) and ``refresh=true``
 (its default, in which a write waits for its index to be refreshed).
 The kinds take turns every ``--block`` writes in a random order; printed:
-the median over the rounds of the node's CPU per write, and its cost
-against ``bare``.
+the median over the rounds of the node's CPU per write, and the median
+of the rounds' paired cost against ``bare``, with its 95 % interval
+(``bench.audit_http.paired_cost``).
 """
 
 import argparse
@@ -39,6 +51,7 @@ import uuid
 
 import urllib3
 
+from bench import audit_http
 from bench import deploy
 from bench import run as bench_run
 
@@ -56,7 +69,10 @@ RECORD = {
     'request_id': 'req-' + 'x' * 36, 'kind': 'backup', 'doc_id': 'd' * 32,
     'action': 'created', 'fields': sorted(DOCUMENT), 'version': 1,
     'result': 'success', 'prev_hash': 'a' * 64, 'hash': 'b' * 64}
-KINDS = ('bare', 'doc+record', 'intent+doc+record')
+KINDS = ('bare', 'doc+record', 'intent+doc+record', 'doc+embedded',
+         'doc+embedded+sealed')
+# records a sealer writes in one request (doc+embedded+sealed)
+SEAL_BATCH = 50
 
 
 class Node:
@@ -66,15 +82,22 @@ class Node:
         self.url = url.rstrip('/')
         self.http = urllib3.PoolManager(maxsize=1)
         self.seq = 0
+        # records embedded in documents, not yet written by the "sealer"
+        self.pending = []
         self.indices = tuple(f'{prefix}-{name}' for name in (
             'documents', 'records', 'intents'))
 
     def create_indices(self):
-        settings = json.dumps({'settings': {'number_of_shards': 1,
-                                            'number_of_replicas': 0}})
+        settings = {'settings': {'number_of_shards': 1,
+                                 'number_of_replicas': 0}}
         for index in self.indices:
+            body = dict(settings)
+            if index == self.indices[0]:
+                # kept in _source, not indexed: no search reaches it
+                body['mappings'] = {'properties': {'audit_pending': {
+                    'type': 'object', 'enabled': False}}}
             answer = self.http.request(
-                'PUT', f'{self.url}/{index}', body=settings,
+                'PUT', f'{self.url}/{index}', body=json.dumps(body),
                 headers={'Content-Type': 'application/json'})
             if answer.status != 200:
                 raise RuntimeError(f'creating {index}: {answer.data!r}')
@@ -94,6 +117,14 @@ class Node:
             self.bulk(document, refresh)
             return
         self.seq += 1
+        if kind.startswith('doc+embedded'):
+            document[1] = dict(DOCUMENT, audit_pending=RECORD)
+            self.bulk(document, refresh)
+            if kind == 'doc+embedded+sealed':
+                self.pending.append(self.seq)
+                if len(self.pending) >= SEAL_BATCH:
+                    self.seal()
+            return
         record = [{'create': {'_index': self.indices[1],
                               '_id': f'bench:{self.seq}'}}, RECORD]
         if kind == 'doc+record':
@@ -106,6 +137,16 @@ class Node:
         self.bulk(document + record, refresh)
         self.bulk([{'delete': {'_index': self.indices[2], '_id': intent}}],
                   'false')
+
+    def seal(self):
+        """Write the pending records, in one request without a refresh."""
+        lines = []
+        for seq in self.pending:
+            lines += [{'create': {'_index': self.indices[1],
+                                  '_id': f'bench:{seq}'}}, RECORD]
+        self.pending = []
+        if lines:
+            self.bulk(lines, 'false')
 
 
 def measure(node, refresh, rounds, requests, block):
@@ -149,6 +190,8 @@ def main(argv=None):
                         help='writes of each kind per round')
     parser.add_argument('--block', type=int, default=20,
                         help='writes of one kind in a row')
+    parser.add_argument('--refresh', default='false,true',
+                        help='the refresh modes, in order')
     parser.add_argument('--output', default=os.path.join(
         deploy.HERE, 'results', 'es-floor.json'))
     args = parser.parse_args(argv)
@@ -160,7 +203,7 @@ def main(argv=None):
             bench_run._store_servers('elasticsearch', stack))
         node = Node(store_of(None, 'floor')['es_hosts'])
         node.create_indices()
-        for refresh in ('false', 'true'):
+        for refresh in args.refresh.split(','):
             cpu = measure(node, refresh, args.rounds, args.requests,
                           args.block)
             base = statistics.median(cpu['bare'])
@@ -168,11 +211,17 @@ def main(argv=None):
             line = f'refresh={refresh}:'
             for kind in KINDS:
                 median = statistics.median(cpu[kind])
+                paired, low, high = audit_http.paired_cost(cpu[kind],
+                                                           cpu['bare'])
                 rows[kind] = {'node_cpu_ms': median,
                               'cost_pct': 100.0 * (median / base - 1),
+                              'paired_cost_pct': paired,
+                              'paired_cost_interval_pct': [low, high],
                               'rounds': cpu[kind]}
-                line += (f'  {kind} {median:.2f} ms '
-                         f'({rows[kind]["cost_pct"]:+.0f} %)')
+                line += (f'\n  {kind:20} {median:6.2f} ms  '
+                         f'paired {paired:+5.0f} %')
+                if low is not None:
+                    line += f' [{low:+.0f} .. {high:+.0f}]'
             print(line)
             results['refresh'][refresh] = rows
     bench_run.save_json(results, args.output)

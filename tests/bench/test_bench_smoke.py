@@ -110,13 +110,16 @@ def test_es_floor_writes_each_kind(elasticsearch_server):
     node.create_indices()
     for kind in es_floor.KINDS:
         node.write(kind, 'true')
+    node.seal()
     for index in node.indices:  # the intents' too: written without one
         node.http.request('POST', f'{node.url}/{index}/_refresh')
     counts = [json.loads(node.http.request(
         'GET', f'{node.url}/{index}/_count').data)['count']
         for index in node.indices]
-    # three documents, two records, no intent left behind
-    assert counts == [3, 2, 0]
+    # a document of each kind; a record of each but the embedding one
+    # (in its document), the sealed embedding one's after seal(); no
+    # intent left behind
+    assert counts == [5, 3, 0]
     for index in node.indices:
         elasticsearch_server.delete_index(index)
 
