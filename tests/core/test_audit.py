@@ -1,6 +1,9 @@
 """The pure rules of the audit trail: changed fields, the hash chain and
 its verification, time parameters."""
 
+import os
+import uuid
+
 from hypothesis import given
 from hypothesis import strategies as st
 import pytest
@@ -48,6 +51,24 @@ def test_canonical_text_keeps_records_of_the_old_encoder_verifiable():
                     {'n': 2 ** 70}, {'\x7f': 1}, {'c': '\x00\x1f"\\'}):
         assert (audit._canonical_text(unusual)
                 == audit._stdlib_canonical(unusual)), unusual
+
+
+def test_record_ids_are_unique_uuid4_and_new_in_a_forked_child(
+        monkeypatch):
+    ids = [audit.new_record_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    for text in ids[:3]:
+        parsed = uuid.UUID(hex=text)
+        assert parsed.hex == text and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    # another pid, as in a process forked after the first ids: another
+    # prefix, so its ids cannot meet the parent's
+    parent = audit.new_record_id()
+    pid = os.getpid()
+    monkeypatch.setattr(audit.os, 'getpid', lambda: pid + 1)
+    child = audit.new_record_id()
+    assert child[:16] != parent[:16]
+    assert len(set(ids) | {parent, child}) == 1002
 
 
 def test_entry_lists_at_most_max_fields():
