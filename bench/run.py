@@ -343,9 +343,9 @@ def ceiling(args, results):
 
 def machine():
     try:
-        model = next(ln.split(':', 1)[1].strip()
-                     for ln in open('/proc/cpuinfo')
-                     if ln.startswith('model name'))
+        with open('/proc/cpuinfo') as cpuinfo:
+            model = next(ln.split(':', 1)[1].strip() for ln in cpuinfo
+                         if ln.startswith('model name'))
     except (OSError, StopIteration):
         model = platform.processor()
     return {'cpus': os.cpu_count(), 'cpu_model': model,

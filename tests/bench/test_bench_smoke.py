@@ -11,6 +11,7 @@ fleet simulation's (``bench.fleet``, whose results are checked too); and
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -150,3 +151,46 @@ def test_quick_run_of_hosts_sharing_postgresql(tmp_path, postgresql_server):
         assert len(targets['postgresql x2']['per_instance']) == 2
         assert all(r > 0 for r in targets['postgresql x2']['per_instance'])
     assert 'postgresql x2' in (tmp_path / 'h.rst').read_text()
+
+
+def test_sqlite_floor_layouts_write_what_they_say(tmp_path):
+    """``python -m bench.sqlite_floor``: each layout updates the document
+    and (but ``bare``) appends a chained record and advances the head;
+    the trigger refuses a record that does not follow the head."""
+    from bench import sqlite_floor
+    for layout in sqlite_floor.LAYOUTS:
+        path = str(tmp_path / f'{layout}.sqlite')
+        sqlite_floor.create(path, layout)
+        conn = sqlite3.connect(path, isolation_level=None)
+        for _ in range(3):
+            sqlite_floor.transaction(conn, layout, lambda count: 0)
+        assert conn.execute(
+            "SELECT version FROM docs WHERE id = 'doc0'").fetchone() == (4,)
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if layout == 'bare':
+            assert tables == {'docs'}
+            continue
+        records = conn.execute(
+            "SELECT seq, record FROM audit_records WHERE project_id = 'p0' "
+            'ORDER BY seq').fetchall()
+        assert [seq for seq, _ in records] == [1, 2, 3]
+        head = conn.execute(
+            "SELECT seq, hash FROM audit_heads WHERE project_id = 'p0'"
+        ).fetchone()
+        assert head == (3, json.loads(records[-1][1])['hash'])
+        if layout == 'trigger':
+            with pytest.raises(sqlite3.IntegrityError, match='chain moved'):
+                conn.execute("INSERT INTO audit_records VALUES "
+                             "('p0', 7, 1, '{\"hash\": \"x\"}')")
+        conn.close()
+
+
+def test_sqlite_floor_runs_two_writers(tmp_path):
+    from bench import sqlite_floor
+    output = tmp_path / 'floor.json'
+    assert sqlite_floor.main(['--rounds', '1', '--writes', '20',
+                              '--output', str(output)]) == 0
+    layouts = json.loads(output.read_text())['layouts']
+    assert list(layouts) == list(sqlite_floor.LAYOUTS)
+    assert all(row['cpu_us'] > 0 for row in layouts.values())
