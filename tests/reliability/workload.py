@@ -132,6 +132,11 @@ class Log:
         self.member = {}               # job -> session (last acked)
         self.opened = {}               # (session, tag) -> first seen
         self.left = collections.defaultdict(list)   # session -> times
+        # (session, job) -> tag sent by a start not acknowledged since the
+        # last acknowledged write of the pair, and session -> the tags such
+        # starts would have opened (see check)
+        self.unacked_starts = {}
+        self.unacked_tags = collections.defaultdict(set)
         self.operations = collections.Counter()
         self.client_conflicts = 0
 
@@ -216,14 +221,20 @@ class Scheduler(threading.Thread):
         sid = self.session_id
         if sid is None:
             return
+        sent = self.tag
         resp = self.call('POST', f'/sessions/{sid}/action', {
-            'start': {'job_id': self.job_id, 'current_tag': self.tag}})
-        if resp is None or resp.status_code != 202:
+            'start': {'job_id': self.job_id, 'current_tag': sent}})
+        answer = (resp.json() if resp is not None
+                  and resp.status_code == 202 else None)
+        if answer is None or answer['result'] != 'success':
+            with self.log.lock:
+                self.log.unacked_starts[(sid, self.job_id)] = sent
+                self.log.unacked_tags[sid].add(sent + 1)
+        if answer is None:
             if resp is not None and resp.status_code == 400:
                 # tag too high after a move, or not a member: resync
                 self.tag = 0
             return
-        answer = resp.json()
         if answer['result'] != 'success':
             if answer['result'] == 'out-of-sync':
                 self.tag = answer['session_tag']
@@ -231,6 +242,7 @@ class Scheduler(threading.Thread):
         tag = answer['session_tag']
         with self.log.lock:
             self.log.entries[(sid, self.job_id)] = ('start', tag, None)
+            self.log.unacked_starts.pop((sid, self.job_id), None)
             self.log.run_tags[sid].add(tag)
             self.log.opened.setdefault((sid, tag), time.monotonic())
         self.tag = tag
@@ -243,6 +255,7 @@ class Scheduler(threading.Thread):
                 resp.json()['result'] == 'success'):
             with self.log.lock:
                 self.log.entries[(sid, self.job_id)] = ('end', tag, result)
+                self.log.unacked_starts.pop((sid, self.job_id), None)
 
     def move(self):
         """Leave the session and join another (multi-document writes)."""
@@ -258,6 +271,7 @@ class Scheduler(threading.Thread):
             with log.lock:
                 log.job_writes[self.job_id] += 1
                 log.entries.pop((old, self.job_id), None)
+                log.unacked_starts.pop((old, self.job_id), None)
                 log.member[self.job_id] = None
             self.session_id = None
         if new != self.session_id:
@@ -267,6 +281,7 @@ class Scheduler(threading.Thread):
             with log.lock:
                 log.job_writes[self.job_id] += 1
                 log.entries[(new, self.job_id)] = ('added', None, None)
+                log.unacked_starts.pop((new, self.job_id), None)
                 log.member[self.job_id] = new
             self.session_id = new
             self.tag = 0
@@ -410,12 +425,28 @@ def check(transport, log, sessions, plan, versions_before, faults=False,
         tag = doc['session_tag']
         if not faults:
             # one bump per run: the tags handed out are exactly 1..tag
-            assert log.run_tags[sid] == set(range(1, tag + 1)), (
-                sid, tag, sorted(log.run_tags[sid]))
+            missing = set(range(1, tag + 1)) - log.run_tags[sid]
+            if extra_versions_allowed and missing <= log.unacked_tags[sid]:
+                # NOTE: see "Open issues" in doc/reliability.rst: on
+                # Elasticsearch a start answered otherwise than success
+                # may have opened its run all the same
+                checked['runs opened unacknowledged'] += len(missing)
+            else:
+                assert log.run_tags[sid] == set(range(1, tag + 1)), (
+                    sid, tag, sorted(log.run_tags[sid]))
             for job_id, entry in doc['jobs'].items():
                 last = log.entries.get((sid, job_id))
                 assert last is not None, (sid, job_id)
                 kind, last_tag, result = last
+                unacked = log.unacked_starts.get((sid, job_id))
+                if (extra_versions_allowed and unacked is not None
+                        and entry.get('status') == 'running'
+                        and entry.get('session_tag', 0) > unacked):
+                    # NOTE: see "Open issues" in doc/reliability.rst: the
+                    # start that followed the last acknowledged write was
+                    # answered otherwise than success, yet kept
+                    checked['starts kept unacknowledged'] += 1
+                    continue
                 if kind == 'added':
                     assert 'session_tag' not in entry or entry[
                         'session_tag'] != tag or tag == 0, (sid, entry)
