@@ -108,3 +108,12 @@ def test_a_run_tag_no_start_could_have_opened_fails_on_elasticsearch():
     log.unacked_tags[SESSION] = {9}
     with pytest.raises(AssertionError):
         check(store(RUNNING_6, 6), log, on_elasticsearch=True)
+
+
+def test_a_run_tag_beyond_the_session_fails_on_elasticsearch():
+    # a tag handed out that the store does not show: a lost start, even
+    # where refused starts explain the tags missing
+    log = unacknowledged_start_after_end_5()
+    log.run_tags[SESSION].add(7)
+    with pytest.raises(AssertionError):
+        check(store(RUNNING_6, 6), log, on_elasticsearch=True)
