@@ -24,9 +24,7 @@ resolve the cost better than a few long ones.
 
 import argparse
 import contextlib
-import datetime
 import itertools
-import math
 import os
 import statistics
 import subprocess
@@ -103,36 +101,6 @@ def _cost(values, base):
     return 100.0 * (statistics.median(values) / statistics.median(base) - 1)
 
 
-def median_interval(values, confidence=0.95):
-    """A distribution-free interval for the median of ``values``: the
-    order statistics that hold it with at least ``confidence`` (the
-    binomial sign test), or None if there are too few values."""
-    ordered = sorted(values)
-    count = len(ordered)
-    below = 0.0  # P(Binomial(count, 1/2) < rank)
-    rank = 0
-    while True:
-        share = math.comb(count, rank) / 2 ** count
-        if 2 * (below + share) > 1 - confidence:
-            break
-        below += share
-        rank += 1
-    if rank == 0:
-        return None
-    return ordered[rank - 1], ordered[count - rank]
-
-
-def paired_cost(values, base):
-    """The cost of ``values`` against ``base`` from the rounds' paired
-    ratios (each round runs both sides back to back, so a phase of the
-    machine falls on both): (median, low, high) in per cent, the bounds
-    those of ``median_interval`` (None if too few rounds)."""
-    ratios = [100.0 * (a / b - 1) for a, b in zip(values, base)]
-    interval = median_interval(ratios)
-    low, high = interval if interval else (None, None)
-    return statistics.median(ratios), low, high
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m bench.audit_http')
     parser.add_argument('--rounds', type=int, default=5)
@@ -159,9 +127,7 @@ def main(argv=None):
         parser.error(f'--sides: bare first, then some of '
                      f'{", ".join(audit_cost.SIDES)}')
     load.wrk_binary()
-    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
-               'machine': bench_run.machine(), 'args': vars(args),
-               'scenarios': {}}
+    results = bench_run.new_results(args, scenarios={})
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(
             tempfile.TemporaryDirectory(prefix='freezer-bench-audit-'))
@@ -205,7 +171,7 @@ def main(argv=None):
         # a lower rate is a cost: count it as the time per operation
         rate_cost = 100.0 * (statistics.median(rate_b) /
                              statistics.median(rate_a) - 1)
-        paired, low, high = paired_cost(cpu_a, cpu_b)
+        paired, low, high = bench_run.paired_cost(cpu_a, cpu_b)
         row = {'side': side, 'bare_cpu_ms': statistics.median(cpu_b),
                'side_cpu_ms': statistics.median(cpu_a),
                'cpu_cost_pct': _cost(cpu_a, cpu_b),

@@ -37,12 +37,11 @@ With ``refresh=false`` (the driver's ``on_search``) and ``refresh=true``
 The kinds take turns every ``--block`` writes in a random order; printed:
 the median over the rounds of the node's CPU per write, and the median
 of the rounds' paired cost against ``bare``, with its 95 % interval
-(``bench.audit_http.paired_cost``).
+(``bench.run.paired_cost``).
 """
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import random
@@ -51,7 +50,6 @@ import uuid
 
 import urllib3
 
-from bench import audit_http
 from bench import deploy
 from bench import run as bench_run
 
@@ -195,9 +193,7 @@ def main(argv=None):
     parser.add_argument('--output', default=os.path.join(
         deploy.HERE, 'results', 'es-floor.json'))
     args = parser.parse_args(argv)
-    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
-               'machine': bench_run.machine(), 'args': vars(args),
-               'refresh': {}}
+    results = bench_run.new_results(args, refresh={})
     with contextlib.ExitStack() as stack:
         store_of = stack.enter_context(
             bench_run._store_servers('elasticsearch', stack))
@@ -211,8 +207,8 @@ def main(argv=None):
             line = f'refresh={refresh}:'
             for kind in KINDS:
                 median = statistics.median(cpu[kind])
-                paired, low, high = audit_http.paired_cost(cpu[kind],
-                                                           cpu['bare'])
+                paired, low, high = bench_run.paired_cost(
+                    cpu[kind], cpu['bare'])
                 rows[kind] = {'node_cpu_ms': median,
                               'cost_pct': 100.0 * (median / base - 1),
                               'paired_cost_pct': paired,

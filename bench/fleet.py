@@ -28,7 +28,6 @@ server's: on 2 cores the two share the machine.
 import argparse
 import concurrent.futures
 import contextlib
-import datetime
 import json
 import math
 import os
@@ -373,9 +372,7 @@ def main(argv=None, echo=True):
     load.wrk_binary()
     venv = deploy.upstream_venv(bench_run.log) if args.upstream_stores \
         else None
-    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
-               'machine': bench_run.machine(), 'args': vars(args),
-               'fleet': {}}
+    results = bench_run.new_results(args, fleet={})
     for store in args.stores:
         sides = (['ours'] if 'ours' in args.sides else []) + (
             ['upstream'] if store in args.upstream_stores else [])

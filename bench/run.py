@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -53,6 +54,43 @@ def save_json(results, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w') as handle:
         json.dump(results, handle, indent=1, default=str)
+
+
+def median_interval(values, confidence=0.95):
+    """A distribution-free interval for the median of ``values``: the
+    order statistics that hold it with at least ``confidence`` (the
+    binomial sign test), or None if there are too few values."""
+    ordered = sorted(values)
+    count = len(ordered)
+    below = 0.0  # P(Binomial(count, 1/2) < rank)
+    rank = 0
+    while True:
+        share = math.comb(count, rank) / 2 ** count
+        if 2 * (below + share) > 1 - confidence:
+            break
+        below += share
+        rank += 1
+    if rank == 0:
+        return None
+    return ordered[rank - 1], ordered[count - rank]
+
+
+def paired_cost(values, base):
+    """The cost of ``values`` against ``base`` from the rounds' paired
+    ratios (each round runs both sides back to back, so a phase of the
+    machine falls on both): (median, low, high) in per cent, the bounds
+    those of ``median_interval`` (None if too few rounds)."""
+    ratios = [100.0 * (a / b - 1) for a, b in zip(values, base)]
+    interval = median_interval(ratios)
+    low, high = interval if interval else (None, None)
+    return statistics.median(ratios), low, high
+
+
+def new_results(args, **parts):
+    """What every benchmark's results file starts with: when, on what
+    machine, with which arguments; then ``parts``."""
+    return {'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': machine(), 'args': vars(args), **parts}
 
 
 def run_timed(main):
@@ -410,10 +448,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     load.wrk_binary()
     venv = None if args.ours_only else deploy.upstream_venv(log)
-    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
-               'machine': machine(), 'args': {
-                   k: v for k, v in vars(args).items()},
-               'stores': {}, 'scale': {}}
+    results = new_results(args, stores={}, scale={})
     if not args.only_scale:
         ceiling(args, results)
     for store in args.stores:

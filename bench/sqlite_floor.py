@@ -23,11 +23,10 @@ Layouts (the tables of ``storage/sqlalchemy/audit.py``, as plain DDL):
 
 The layouts run in turns within each round; printed: the median over
 the rounds of the two processes' CPU per transaction, and the median of
-the rounds' paired cost against ``bare`` (``bench.audit_http``).
+the rounds' paired cost against ``bare`` (``bench.run.paired_cost``).
 """
 
 import argparse
-import datetime
 import hashlib
 import json
 import multiprocessing
@@ -38,7 +37,6 @@ import statistics
 import tempfile
 import time
 
-from bench import audit_http
 from bench import deploy
 from bench import run as bench_run
 
@@ -162,9 +160,7 @@ def main(argv=None):
     if layouts[0] != 'bare' or not set(layouts) <= set(LAYOUTS):
         parser.error(f'--layouts: bare first, then some of '
                      f'{", ".join(LAYOUTS)}')
-    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
-               'machine': bench_run.machine(), 'args': vars(args),
-               'layouts': {}}
+    results = bench_run.new_results(args, layouts={})
     with tempfile.TemporaryDirectory(prefix='freezer-bench-sqlite-') as tmp:
         paths = {layout: os.path.join(tmp, f'{layout}.sqlite')
                  for layout in layouts}
@@ -173,7 +169,7 @@ def main(argv=None):
         cpu = measure(paths, layouts, args.rounds, args.writes)
     for layout in layouts:
         median = statistics.median(cpu[layout])
-        paired, low, high = audit_http.paired_cost(cpu[layout], cpu['bare'])
+        paired, low, high = bench_run.paired_cost(cpu[layout], cpu['bare'])
         added = median - statistics.median(cpu['bare'])
         results['layouts'][layout] = {
             'cpu_us': median, 'added_us': added, 'paired_cost_pct': paired,
