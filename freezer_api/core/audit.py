@@ -204,6 +204,8 @@ def changed_fields(old: Any, new: Any, prefix: str = '') -> list[str]:
 # the version and variant bits of a random (version 4) UUID
 _UUID4_KEEP = (1 << 128) - 1 ^ (0xF000 << 64) ^ (0xC000 << 48)
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+# the count's part of an id: the low 64 bits but the variant's two
+_COUNT_MASK = (1 << 62) - 1
 
 
 class _RecordIds:
@@ -231,8 +233,6 @@ class _RecordIds:
         number = self._prefix | next(self._count) & _COUNT_MASK
         return f'{number & _UUID4_KEEP | _UUID4_SET:032x}'
 
-
-_COUNT_MASK = (1 << 62) - 1
 
 new_record_id = _RecordIds()
 
