@@ -67,9 +67,7 @@ def test_soak(soak_cluster, figures):
     assert not transport.server_errors, transport.server_errors[:5]
     assert transport.cut == 0, "answers cut off with no process killed"
     assert transport.unanswered == 0, transport.unanswered_calls[:5]
-    checked = workload.check(
-        transport, log, sessions, plan, before,
-        extra_versions_allowed=soak_cluster.store[0] == 'elasticsearch')
+    checked = workload.check(transport, log, sessions, plan, before)
     figures.add('seconds', SECONDS)
     figures.add('schedulers', SCHEDULERS)
     figures.add('api processes', PROCESSES)

@@ -203,21 +203,96 @@ def test_roll_back_cut_midway_is_finished_by_the_next_sweep(drivers,
     assert intents(second) == []
 
 
-def test_a_later_write_survives_the_roll_back(drivers, monkeypatch):
+def test_a_writer_waits_for_the_roll_back_of_a_cut_change(
+        drivers, monkeypatch):
+    """A change reading a document that a change still under way (or cut)
+    wrote does not build on that write: it could then never be undone,
+    and a change answered as failed would stay half made (the soak's
+    session started by a start answered ``out-of-sync``). It runs again
+    until that change is over, here rolled back."""
     writer = drivers()
     seed(writer)
     crash_at(writer, 'created')
     other = drivers()
     other.journal.next_sweep = float('inf')
+    other.contention_timeout = 1.0
+    waited = []
+    real_over = other.journal.over
+
+    def over(stamp):
+        waited.append(stamp)
+        return real_over(stamp)
+
+    other.journal.over = over
 
     def bump(txn):
         a = txn.get('jobs', 'a', ALL)
-        txn.update(a, {'n': 10})
+        txn.update(a, {'n': a.doc['n'] + 10})
 
-    other.atomic(bump)   # builds on the cut change's write of "a"
+    with pytest.raises(errors.Conflict):
+        other.atomic(bump)
+    assert waited and set(waited) == set(intents(other))
+    assert state(other)['a'] == {'n': 1}     # the cut write, left alone
+    abandoned_at_once(monkeypatch)
+    assert other.recover_interrupted() == 1
+    other.atomic(bump)                        # on the rolled-back "a"
+    assert state(other) == {'a': {'n': 10}, 'b': {'n': 0}}
+
+
+def test_a_write_from_outside_the_driver_survives_the_roll_back(
+        drivers, monkeypatch):
+    """A write that replaced the cut change's stamp (not made through the
+    driver, which waits) keeps its content when the change is rolled
+    back."""
+    writer = drivers()
+    seed(writer)
+    crash_at(writer, 'created')
+    other = drivers()
+    key = documents.doc_key('jobs', 'p1', 'a')
+    hit = other._get_raw(key)
+    source = dict(hit['_source'], doc={'n': 10})
+    source.pop(documents.STAMP)
+    other.writer.index(index=other._index, id=key, document=source,
+                       if_seq_no=hit['_seq_no'],
+                       if_primary_term=hit['_primary_term'])
     abandoned_at_once(monkeypatch)
     assert other.recover_interrupted() == 1
     assert state(other) == {'a': {'n': 10}, 'b': {'n': 0}}
+
+
+def test_a_finished_change_is_waited_for_once(drivers):
+    """The intent of a change found over is remembered: the next writes
+    of its documents read nothing more."""
+    writer = drivers()
+    seed(writer)
+    writer.atomic(change)
+    stamp = stamp_of(writer, 'a')
+    assert stamp is not None
+    other = drivers()
+    reads = []
+    real_get = other.journal._get_raw
+
+    def get_raw(key):
+        reads.append(key)
+        return real_get(key)
+
+    other.journal._get_raw = get_raw
+
+    def bump(txn):
+        a = txn.get('jobs', 'a', ALL)
+        txn.update(a, {'n': a.doc['n'] + 1})
+        c = txn.get('jobs', 'c', ALL)
+        txn.update(c, {'n': c.doc['n'] + 1})
+
+    other.atomic(bump)
+    assert reads == [stamp]
+    other.atomic(bump)
+    assert reads == [stamp]
+    # its own changes are over once finished: nothing read either
+    assert stamp_of(other, 'a') not in (None, stamp)
+    other.atomic(bump)
+    assert reads == [stamp]
+    assert state(other)['a'] == {'n': 4}
 
 
 # -- sweeps racing ----------------------------------------------------------

@@ -23,7 +23,6 @@ project's newest record: it is the head.
 """
 
 import itertools
-import time
 import urllib.parse
 from typing import Any
 
@@ -42,12 +41,6 @@ EVENT_KIND = '_event'
 # and how many records one request reads.
 _MAX_PROBES = 64
 _PROBE_BATCH = 4
-# How long a change waits for the one that wrote the chain's head to be
-# over (its intent deleted) before running again in turn, and how often
-# it looks meanwhile (doubling).
-_SETTLE_WAIT = 0.5
-_SETTLE_POLL = 0.001
-_SETTLE_POLL_CAP = 0.02
 
 
 def chain_spot(project_id):
@@ -157,6 +150,7 @@ class DriverAudit:
     # what ElasticsearchDriver provides
     _search: Any
     _get_raw: Any
+    journal: Any
     _index: Any
     client: Any
     writer: Any
@@ -236,18 +230,13 @@ class DriverAudit:
         gone, the change either finished or was rolled back (its writes
         undone before the intent), and a second read of the record tells
         which. False when it was rolled back, or is still under way after
-        ``_SETTLE_WAIT`` seconds.
+        ``journal.SETTLE_WAIT`` seconds (``Journal.over``).
         """
         stamp = head[2]
         if stamp is None:
             return True  # remembered from a change over, or the genesis
-        deadline = time.monotonic() + _SETTLE_WAIT
-        delay = _SETTLE_POLL
-        while self._get_raw(stamp) is not None:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, _SETTLE_POLL_CAP)
+        if not self.journal.over(stamp):
+            return False
         stored = self._get_raw(audit_key(project_id, head[0]))
         return stored is not None and \
             stored['_source']['doc'].get('hash') == head[1]

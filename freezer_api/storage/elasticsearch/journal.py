@@ -52,8 +52,16 @@ What a reader can see
     A one-document change: all or nothing. A multi-document change: for
     the few milliseconds between its first write and its finish, and for
     an interrupted change until it is rolled back, the first writes
-    without the last (reads do not look at stamps). A writer that reads
-    such a document and writes it keeps its own write.
+    without the last (reads do not look at stamps).
+
+What a writer can build on
+    Only what changes that are over wrote. A change that would write a
+    document carrying the stamp of an intent still there waits for that
+    change to be over (``over``), and runs again if it is not within
+    ``SETTLE_WAIT`` (a lost race, in turn): a write that its change may
+    still undo is never written on, so every undo of a change that lost a
+    race succeeds, and a change that failed leaves nothing. A document of
+    an interrupted change refuses writes until the sweep rolls it back.
 
 What recovery guarantees
     An intent left behind is rolled back by ``recover`` once its owner can
@@ -74,14 +82,15 @@ What recovery guarantees
     ``SWEEP_INTERVAL`` seconds.
 
 What it does not guarantee
-    Isolation (above). Re-creating a deleted document is conditional on
-    its absence only: a document deleted by a third writer in the moment
-    between a roll-back and the late undo of the change's own writer (or
-    of a sweep that stalled past the grace time) can come back. The grace
-    time assumes the clocks of the hosts agree within ``INTENT_GRACE -
+    Isolation for readers (above). Re-creating a deleted document is
+    conditional on its absence only: a document deleted by a third writer
+    in the moment between a roll-back and the late undo of the change's
+    own writer (or of a sweep that stalled past the grace time) can come
+    back. The grace time assumes the clocks of the hosts agree within ``INTENT_GRACE -
     LEASE`` seconds.
 """
 
+import collections
 import logging
 import os
 import socket
@@ -109,6 +118,14 @@ INTENT_GRACE = 120.0      # seconds after which any intent counts as abandoned
 # with it (the margin covers clocks of hosts that disagree).
 LEASE = INTENT_GRACE / 2
 BULK_CHUNK = 500
+# How long a change waits for the change that last wrote a document it
+# writes (or its chain's head) to be over, and how often it looks
+# meanwhile (doubling), before it runs again in turn.
+SETTLE_WAIT = 0.5
+SETTLE_POLL = 0.001
+SETTLE_POLL_CAP = 0.02
+# Intents known to be over, remembered (per journal) to spare a get.
+OVER_REMEMBERED = 4096
 
 _HOSTNAME = socket.gethostname()
 
@@ -172,6 +189,9 @@ class Journal:
         # Intents this journal holds: of its changes under way, and those
         # it claimed and is rolling back. key -> anything.
         self._held = {}
+        # Intents known to be over (deleted), oldest first: never live
+        # again (intent ids are random). key -> None.
+        self._over = collections.OrderedDict()
         self.next_sweep = 0.0
         self._sweep_lock = threading.Lock()
 
@@ -205,6 +225,13 @@ class Journal:
         count = len(conditional) + len(creates)
         if count == 0:
             return False
+        for key, entry in conditional:
+            # NOTE: a document read while another change was writing it
+            # may hold a write that change still undoes; built on, it
+            # could not be undone, and a change answered as failed would
+            # stay half made. Wait for that change to be over first.
+            if entry.stamp is not None and not self.over(entry.stamp):
+                raise base.Contended(key)
         # PERF: with refresh = true, the caller waits for a refresh
         # shared with the process's other writers (``refreshes``) once the
         # change is done; with wait_for each write waits for the periodic
@@ -316,6 +343,29 @@ class Journal:
         self._clients.writer.delete(index=self._index, id=intent.key,
                                     refresh='false', if_seq_no=seq_no,
                                     if_primary_term=term)
+        self._remember_over(intent.key)
+
+    def _remember_over(self, key):
+        self._over[key] = None
+        if len(self._over) > OVER_REMEMBERED:
+            self._over.popitem(last=False)
+
+    def over(self, stamp):
+        """Whether the change whose intent is ``stamp`` is over (its intent
+        deleted: finished, or rolled back); waits up to ``SETTLE_WAIT``
+        seconds for it. A change of this journal under way, or being
+        rolled back by its sweep, is waited for without reading."""
+        if stamp in self._over:
+            return True
+        deadline = time.monotonic() + SETTLE_WAIT
+        delay = SETTLE_POLL
+        while stamp in self._held or self._get_raw(stamp) is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, SETTLE_POLL_CAP)
+        self._remember_over(stamp)
+        return True
 
     def write_one(self, key, entry, refresh, stamp=None):
         """Update or delete one document that existed, conditionally on
