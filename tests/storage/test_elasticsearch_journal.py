@@ -11,6 +11,7 @@ so the process "dies" there: no undo, no close.
 """
 
 import threading
+import time
 
 import pytest
 
@@ -236,6 +237,28 @@ def test_a_writer_waits_for_the_roll_back_of_a_cut_change(
     abandoned_at_once(monkeypatch)
     assert other.recover_interrupted() == 1
     other.atomic(bump)                        # on the rolled-back "a"
+    assert state(other) == {'a': {'n': 10}, 'b': {'n': 0}}
+
+
+def test_a_waiting_writer_sweeps_when_the_sweep_is_due(
+        drivers, monkeypatch):
+    """A writer kept waiting by a cut change rolls it back itself once
+    its sweep is due (the first sweep of its request was not), and then
+    writes: it does not wait for the next request's sweep."""
+    writer = drivers()
+    seed(writer)
+    crash_at(writer, 'created')
+    abandoned_at_once(monkeypatch)
+    other = drivers()
+    other.journal.next_sweep = time.monotonic() + 0.2
+    other.contention_timeout = 5.0
+
+    def bump(txn):
+        a = txn.get('jobs', 'a', ALL)
+        txn.update(a, {'n': a.doc['n'] + 10})
+
+    other.atomic(bump)
+    assert intents(other) == []
     assert state(other) == {'a': {'n': 10}, 'b': {'n': 0}}
 
 

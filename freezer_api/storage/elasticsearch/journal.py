@@ -86,8 +86,8 @@ What it does not guarantee
     conditional on its absence only: a document deleted by a third writer
     in the moment between a roll-back and the late undo of the change's
     own writer (or of a sweep that stalled past the grace time) can come
-    back. The grace time assumes the clocks of the hosts agree within ``INTENT_GRACE -
-    LEASE`` seconds.
+    back. The grace time assumes the clocks of the hosts agree within
+    ``INTENT_GRACE - LEASE`` seconds.
 """
 
 import collections
@@ -231,6 +231,9 @@ class Journal:
             # could not be undone, and a change answered as failed would
             # stay half made. Wait for that change to be over first.
             if entry.stamp is not None and not self.over(entry.stamp):
+                # its writer may be gone: roll it back now if the sweep
+                # is due, rather than at the next request's
+                self.maybe_recover()
                 raise base.Contended(key)
         # PERF: with refresh = true, the caller waits for a refresh
         # shared with the process's other writers (``refreshes``) once the
