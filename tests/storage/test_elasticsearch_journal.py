@@ -92,6 +92,28 @@ def stamp_of(driver, doc_id):
     return hit['_source'].get(documents.STAMP)
 
 
+def adding(by, doc_ids='a'):
+    """A change adding ``by`` to ``n`` of the jobs ``doc_ids``."""
+    def bump(txn):
+        for doc_id in doc_ids:
+            job = txn.get('jobs', doc_id, ALL)
+            txn.update(job, {'n': job.doc['n'] + by})
+    return bump
+
+
+def spy(obj, name):
+    """Record the first argument of each call of ``obj.name``."""
+    calls = []
+    real = getattr(obj, name)
+
+    def recorded(first, *args, **kwargs):
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    setattr(obj, name, recorded)
+    return calls
+
+
 def at_step(journal, step, action):
     """Run ``action()`` once, right after ``step`` of the next change
     written through ``journal``."""
@@ -217,26 +239,14 @@ def test_a_writer_waits_for_the_roll_back_of_a_cut_change(
     other = drivers()
     other.journal.next_sweep = float('inf')
     other.contention_timeout = 1.0
-    waited = []
-    real_over = other.journal.over
-
-    def over(stamp):
-        waited.append(stamp)
-        return real_over(stamp)
-
-    other.journal.over = over
-
-    def bump(txn):
-        a = txn.get('jobs', 'a', ALL)
-        txn.update(a, {'n': a.doc['n'] + 10})
-
+    waited = spy(other.journal, 'over')
     with pytest.raises(errors.Conflict):
-        other.atomic(bump)
+        other.atomic(adding(10))
     assert waited and set(waited) == set(intents(other))
     assert state(other)['a'] == {'n': 1}     # the cut write, left alone
     abandoned_at_once(monkeypatch)
     assert other.recover_interrupted() == 1
-    other.atomic(bump)                        # on the rolled-back "a"
+    other.atomic(adding(10))                  # on the rolled-back "a"
     assert state(other) == {'a': {'n': 10}, 'b': {'n': 0}}
 
 
@@ -252,12 +262,7 @@ def test_a_waiting_writer_sweeps_when_the_sweep_is_due(
     other = drivers()
     other.journal.next_sweep = time.monotonic() + 0.2
     other.contention_timeout = 5.0
-
-    def bump(txn):
-        a = txn.get('jobs', 'a', ALL)
-        txn.update(a, {'n': a.doc['n'] + 10})
-
-    other.atomic(bump)
+    other.atomic(adding(10))
     assert intents(other) == []
     assert state(other) == {'a': {'n': 10}, 'b': {'n': 0}}
 
@@ -292,27 +297,13 @@ def test_a_finished_change_is_waited_for_once(drivers):
     stamp = stamp_of(writer, 'a')
     assert stamp is not None
     other = drivers()
-    reads = []
-    real_get = other.journal._get_raw
-
-    def get_raw(key):
-        reads.append(key)
-        return real_get(key)
-
-    other.journal._get_raw = get_raw
-
-    def bump(txn):
-        a = txn.get('jobs', 'a', ALL)
-        txn.update(a, {'n': a.doc['n'] + 1})
-        c = txn.get('jobs', 'c', ALL)
-        txn.update(c, {'n': c.doc['n'] + 1})
-
-    other.atomic(bump)
-    assert reads == [stamp]
+    reads = spy(other.journal, '_get_raw')
+    bump = adding(1, 'ac')
     other.atomic(bump)
     assert reads == [stamp]
     # its own changes are over once finished: nothing read either
     assert stamp_of(other, 'a') not in (None, stamp)
+    other.atomic(bump)
     other.atomic(bump)
     assert reads == [stamp]
     assert state(other)['a'] == {'n': 4}
@@ -375,20 +366,13 @@ def test_sweeps_in_parallel_roll_back_each_change_once(drivers,
         for doc_id in (f'x{n}', f'y{n}'):
             writer.create('jobs', doc_id, 'p1', 'u1', 1, {'n': 0})
 
-    def pair(n):
-        def bump(txn):
-            for doc_id in (f'x{n}', f'y{n}'):
-                record = txn.get('jobs', doc_id, ALL)
-                txn.update(record, {'n': 1})
-        return bump
-
     def die(*args, **kwargs):
         raise Crash('before finish')
 
     for n in range(count):
         writer.journal.finish = die
         with pytest.raises(Crash):
-            writer.atomic(pair(n))
+            writer.atomic(adding(1, (f'x{n}', f'y{n}')))
         del writer.journal.finish
     assert len(intents(writer)) == count
     abandoned_at_once(monkeypatch)
