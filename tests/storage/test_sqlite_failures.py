@@ -5,6 +5,8 @@ a 500, and readers go on while a writer waits.
 The errors are real: raised by sqlite3, PostgreSQL and MariaDB.
 """
 
+import fcntl
+import os
 import sqlite3
 import threading
 
@@ -194,6 +196,58 @@ def test_writer_waits_its_turn_in_the_queue_up_to_the_timeout(driver,
         turn.__exit__(None, None, None)
         other.close()
     driver.create('jobs', 'j2', 'p', 'u', 2, {})
+
+
+def _waiting_for_the_turn(queue):
+    """A thread taking ``queue``'s turn; ``took`` is set once it has."""
+    took = threading.Event()
+
+    def take():
+        with queue.turn():
+            took.set()
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread, took
+
+
+def test_a_writer_letting_the_turn_go_wakes_the_waiting_one(tmp_path,
+                                                            monkeypatch):
+    """The doorbell: a writer of another process waiting for the turn
+    takes it when the holder lets it go, not at its next look (made 60 s
+    here, so that only the ring can wake it in time)."""
+    monkeypatch.setattr(sqlite._Doorbell, 'FALLBACK', 60.0)
+    path = f'{tmp_path}/freezer.sqlite.writer'
+    holder, waiter = (sqlite.WriterQueue(path, 30.0, None) for _ in 'ab')
+    try:
+        turn = holder.turn()
+        turn.__enter__()
+        thread, took = _waiting_for_the_turn(waiter)
+        assert not took.wait(0.3)      # waiting: the turn is held
+        turn.__exit__(None, None, None)
+        assert took.wait(20)
+        thread.join(20)
+    finally:
+        holder.close()
+        waiter.close()
+    assert oct(os.stat(path + '.bell').st_mode & 0o777) == oct(0o600)
+
+
+def test_a_holder_that_rings_no_bell_is_noticed(tmp_path):
+    """A holder that dies (its lock goes with its process) rings no bell:
+    the waiter takes the turn at its next look."""
+    path = f'{tmp_path}/freezer.sqlite.writer'
+    waiter = sqlite.WriterQueue(path, 30.0, None)
+    with open(path, 'a+') as dead:
+        fcntl.flock(dead, fcntl.LOCK_EX)
+        thread, took = _waiting_for_the_turn(waiter)
+        assert not took.wait(0.3)
+    # closed: the lock is gone, and nobody rang
+    try:
+        assert took.wait(20)
+        thread.join(20)
+    finally:
+        waiter.close()
 
 
 def test_reader_meets_an_exclusive_lock(tmp_path, caplog):
