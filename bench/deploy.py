@@ -248,9 +248,11 @@ def _env(workdir, **extra):
 
 
 def start_ours(workdir, port, store, processes=2, threads=2, name='ours',
-               extra_conf=''):
+               extra_conf='', pythonpath=None):
     """``store`` is a dict: ``connection`` (SQL URL) or ``es_hosts`` and
-    ``es_index``; ``extra_conf`` is appended to the configuration file."""
+    ``es_index``; ``extra_conf`` is appended to the configuration file;
+    ``pythonpath``: a source tree of freezer_api served (and whose
+    freezer-manage makes the store) instead of the installed one."""
     conf = os.path.join(workdir, f'{name}.conf')
     text = textwrap.dedent(f"""\
         [DEFAULT]
@@ -274,12 +276,15 @@ def start_ours(workdir, port, store, processes=2, threads=2, name='ours',
     text += textwrap.dedent(extra_conf)
     with open(conf, 'w') as handle:
         handle.write(text)
+    tree = {} if pythonpath is None else {'PYTHONPATH': pythonpath}
     subprocess.run([os.path.join(OURS_VENV, 'bin', 'freezer-manage'),
                     '--config-file', conf, 'db', 'sync'],
-                   env=_env(workdir), check=True, capture_output=True,
-                   cwd=workdir)
+                   env=_env(workdir, **tree), check=True,
+                   capture_output=True, cwd=workdir)
     argv = _uwsgi_argv(OURS_VENV, port, processes, threads) + [
         '--module', 'freezer_api.cmd.wsgi:application']
+    if pythonpath is not None:
+        argv += ['--pythonpath', pythonpath]
     env = _env(workdir, FREEZER_API_CONFIG_FILES=conf)
     return _serve(name, argv, env, port, workdir)
 
