@@ -199,3 +199,24 @@ def test_sqlite_floor_runs_two_writers(tmp_path):
     layouts = json.loads(output.read_text())['layouts']
     assert list(layouts) == list(sqlite_floor.LAYOUTS)
     assert all(row['cpu_us'] > 0 for row in layouts.values())
+
+
+def test_versions_serves_two_trees_side_by_side(tmp_path):
+    """``bench.versions`` against this tree's HEAD: both sides answered,
+    without errors, and the report names each scenario."""
+    assert shutil.which('wrk'), 'the benchmark needs wrk (apt-get install wrk)'
+    output = tmp_path / 'versions.json'
+    env = dict(os.environ, HOME=str(tmp_path))
+    env.pop('FREEZER_API_CONFIG_FILES', None)
+    done = subprocess.run(
+        [sys.executable, '-m', 'bench.versions', 'HEAD', '--rounds', '1',
+         '--duration', '1', '--small', '--scenarios', 'patch_job',
+         '--output', str(output)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'patch_job' in done.stdout, done.stdout[-3000:]
+    row = json.loads(output.read_text())['scenarios']['patch_job']
+    assert row['errors'] == 0
+    assert row['rate_ratio'] > 0
+    for side in ('this', 'then'):
+        assert row['runs'][side][0]['requests'] > 0, side
