@@ -250,6 +250,30 @@ def test_a_holder_that_rings_no_bell_is_noticed(tmp_path):
         waiter.close()
 
 
+def test_a_doorbell_that_is_not_a_fifo_is_not_used(tmp_path, caplog):
+    """Something else at the doorbell's path (a file, a link): writers
+    still take turns, looking at the lock now and then, and the file is
+    left as it was."""
+    path = f'{tmp_path}/freezer.sqlite.writer'
+    with open(path + '.bell', 'w') as handle:
+        handle.write('not a fifo')
+    holder, waiter = (sqlite.WriterQueue(path, 30.0, None) for _ in 'ab')
+    try:
+        turn = holder.turn()
+        turn.__enter__()
+        thread, took = _waiting_for_the_turn(waiter)
+        assert not took.wait(0.3)
+        turn.__exit__(None, None, None)
+        assert took.wait(20)
+        thread.join(20)
+    finally:
+        holder.close()
+        waiter.close()
+    with open(path + '.bell') as handle:
+        assert handle.read() == 'not a fifo'
+    assert 'is not a FIFO' in caplog.text
+
+
 def test_reader_meets_an_exclusive_lock(tmp_path, caplog):
     """A file locked even for readers (exclusive locking mode): reads are
     Unavailable, not a 500."""

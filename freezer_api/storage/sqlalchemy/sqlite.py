@@ -6,9 +6,10 @@ the driver (``BEGIN IMMEDIATE`` for writers) and a statement deadline
 
 Writers, even in different processes, take turns on the file: they queue
 on a lock file (``<database>.writer``, see ``WriterQueue``) before they
-begin, and a FIFO beside it (``<database>.writer.bell``) wakes them. SQLite's own wait for a locked file polls with sleeps growing to
-100 ms, during which other writers keep taking the file, so under load a
-writer could wait far longer than the others. After a writer's turn the
+begin, and a FIFO beside it (``<database>.writer.bell``) wakes them.
+SQLite's own wait for a locked file polls with sleeps growing to 100 ms,
+during which other writers keep taking the file, so under load a writer
+could wait far longer than the others. After a writer's turn the
 queue copies the WAL back now and then (``checkpoint``), and refreshes
 the planner's statistics (``analyze``).
 """
@@ -18,6 +19,7 @@ import fcntl
 import logging
 import os
 import select
+import stat
 import threading
 import time
 import weakref
@@ -349,18 +351,35 @@ class _Doorbell:
     FALLBACK = 0.01
 
     def __init__(self, path):
+        self._fd = None
         try:
-            os.mkfifo(path, PRIVATE_FILE)
-        except FileExistsError:
-            pass
-        # NOTE: read and write on one descriptor, never blocking (Linux
-        # opens a FIFO O_RDWR without waiting for the other end).
-        self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            try:
+                os.mkfifo(path, PRIVATE_FILE)
+            except FileExistsError:
+                pass
+            # NOTE: read and write on one descriptor, never blocking (Linux
+            # opens a FIFO O_RDWR without waiting for the other end).
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError as exc:
+            LOG.warning('No SQLite writer doorbell %s (%s): waiting writers '
+                        'look at the lock every %s s', path, exc,
+                        self.FALLBACK)
+            return
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.close(fd)
+            LOG.warning('%s is not a FIFO: waiting SQLite writers look at '
+                        'the lock every %s s', path, self.FALLBACK)
+            return
+        self._fd = fd
 
     def close(self):
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def ring(self):
+        if self._fd is None:
+            return
         try:
             os.write(self._fd, b'.')
         except BlockingIOError:  # full: nobody listens, it rings already
@@ -368,6 +387,8 @@ class _Doorbell:
 
     def silence(self):
         """Drop the rings of lock releases already seen."""
+        if self._fd is None:
+            return
         try:
             while os.read(self._fd, 512):
                 pass
@@ -375,8 +396,11 @@ class _Doorbell:
             pass
 
     def wait(self, timeout):
-        select.select([self._fd], [], [], min(max(timeout, 0.0),
-                                              self.FALLBACK))
+        timeout = min(max(timeout, 0.0), self.FALLBACK)
+        if self._fd is None:
+            time.sleep(timeout)
+        else:
+            select.select([self._fd], [], [], timeout)
 
 
 @contextlib.contextmanager
