@@ -31,7 +31,6 @@ import subprocess
 import tempfile
 
 from bench import audit_cost
-from bench import data
 from bench import deploy
 from bench import load
 from bench import run as bench_run
@@ -142,14 +141,9 @@ def main(argv=None):
             stack.callback(service.stop)
             if store_of is not None:
                 service = WithNode(service)
-            ids = data.fill(service.url, small=args.small)
-            lua = data.write_lua(os.path.join(workdir, f'{side}.lua'.replace(
-                '+', '-')), ids, args.connections)
-            targets.append({'side': side, 'service': service, 'lua': lua})
-        for target in targets:  # every code path once on every worker
-            for scenario in SCENARIOS:
-                load.run(target['service'], target['lua'], scenario,
-                         args.connections, 1, timeout=args.timeout)
+            targets.append(bench_run.target(side, service, os.path.join(
+                workdir, f'{side}.lua'.replace('+', '-')), args))
+        bench_run.warm_up(targets, SCENARIOS, args)
         _, runs = bench_run.alternate(targets, SCENARIOS, args, args.rounds,
                                       'audit')
     print(f'\nWrite cost against bare on {args.store}'

@@ -151,6 +151,23 @@ def summarize(rows):
     }
 
 
+def target(side, service, lua_path, args):
+    """A side to load: its service filled with the base documents, and
+    the wrk data file naming them (``args.small``, ``args.connections``)."""
+    ids = data.fill(service.url, small=args.small)
+    return {'side': side, 'service': service,
+            'lua': data.write_lua(lua_path, ids, args.connections)}
+
+
+def warm_up(targets, scenarios, args):
+    """Run every scenario for a second on every target: every code path
+    once on every worker, before anything is measured."""
+    for one in targets:
+        for scenario in scenarios:
+            load.run(one['service'], one['lua'], scenario, args.connections,
+                     1, timeout=args.timeout)
+
+
 def alternate(targets, scenarios, args, rounds, tag):
     """Run every scenario on every target, in turns; return summaries."""
     runs = {(t['side'], s): [] for t in targets for s in scenarios}

@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import tempfile
 
-from bench import data
 from bench import deploy
 from bench import load
 from bench import run as bench_run
@@ -87,14 +86,9 @@ def main(argv=None):
                 folder, bench_run._port(), store_of(folder, side),
                 name=side, pythonpath=tree if side == 'then' else None)
             stack.callback(service.stop)
-            ids = data.fill(service.url, small=args.small)
-            lua = data.write_lua(os.path.join(folder, 'scenario.lua'), ids,
-                                 args.connections)
-            targets.append({'side': side, 'service': service, 'lua': lua})
-        for target in targets:  # every code path once on every worker
-            for scenario in scenarios:
-                load.run(target['service'], target['lua'], scenario,
-                         args.connections, 1, timeout=args.timeout)
+            targets.append(bench_run.target(
+                side, service, os.path.join(folder, 'scenario.lua'), args))
+        bench_run.warm_up(targets, scenarios, args)
         _, runs = bench_run.alternate(targets, scenarios, args, args.rounds,
                                       'versions')
     print(f'\nThis tree against {args.rev} on {args.store}, '

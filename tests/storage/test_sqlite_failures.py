@@ -211,13 +211,9 @@ def _waiting_for_the_turn(queue):
     return thread, took
 
 
-def test_a_writer_letting_the_turn_go_wakes_the_waiting_one(tmp_path,
-                                                            monkeypatch):
-    """The doorbell: a writer of another process waiting for the turn
-    takes it when the holder lets it go, not at its next look (made 60 s
-    here, so that only the ring can wake it in time)."""
-    monkeypatch.setattr(sqlite._Doorbell, 'FALLBACK', 60.0)
-    path = f'{tmp_path}/freezer.sqlite.writer'
+def _hand_over(path):
+    """A writer of one queue holds the turn while one of another waits
+    for it (two processes' worth), then lets it go: the waiter takes it."""
     holder, waiter = (sqlite.WriterQueue(path, 30.0, None) for _ in 'ab')
     try:
         turn = holder.turn()
@@ -230,6 +226,16 @@ def test_a_writer_letting_the_turn_go_wakes_the_waiting_one(tmp_path,
     finally:
         holder.close()
         waiter.close()
+
+
+def test_a_writer_letting_the_turn_go_wakes_the_waiting_one(tmp_path,
+                                                            monkeypatch):
+    """The doorbell: a writer of another process waiting for the turn
+    takes it when the holder lets it go, not at its next look (made 60 s
+    here, so that only the ring can wake it in time)."""
+    monkeypatch.setattr(sqlite._Doorbell, 'FALLBACK', 60.0)
+    path = f'{tmp_path}/freezer.sqlite.writer'
+    _hand_over(path)
     assert oct(os.stat(path + '.bell').st_mode & 0o777) == oct(0o600)
 
 
@@ -257,18 +263,7 @@ def test_a_doorbell_that_is_not_a_fifo_is_not_used(tmp_path, caplog):
     path = f'{tmp_path}/freezer.sqlite.writer'
     with open(path + '.bell', 'w') as handle:
         handle.write('not a fifo')
-    holder, waiter = (sqlite.WriterQueue(path, 30.0, None) for _ in 'ab')
-    try:
-        turn = holder.turn()
-        turn.__enter__()
-        thread, took = _waiting_for_the_turn(waiter)
-        assert not took.wait(0.3)
-        turn.__exit__(None, None, None)
-        assert took.wait(20)
-        thread.join(20)
-    finally:
-        holder.close()
-        waiter.close()
+    _hand_over(path)
     with open(path + '.bell') as handle:
         assert handle.read() == 'not a fifo'
     assert 'is not a FIFO' in caplog.text
