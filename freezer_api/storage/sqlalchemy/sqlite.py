@@ -195,7 +195,7 @@ class WriterQueue:
         self._raw_connection = raw_connection
         self._threads = threading.Lock()
         self._handle = None
-        self._bell = None
+        self._bell: _Doorbell | None = None
         self._pid = None
         self._writes = 0
         self._checkpoints = 0
@@ -269,6 +269,7 @@ class WriterQueue:
         self.restarts += 0 if busy else 1
 
     def _file(self):
+        """This process's lock file and doorbell."""
         # NOTE: an flock belongs to the open file description, which a
         # forked child shares: every process opens its own.
         pid = os.getpid()
@@ -282,7 +283,7 @@ class WriterQueue:
             # NOTE: closed with the queue, also when nobody calls close().
             self._closer = weakref.finalize(self, _close, self._handle,
                                             self._bell)
-        return self._handle
+        return self._handle, self._bell
 
     def close(self):
         # NOTE: in a forked child this closes only the child's descriptor;
@@ -298,13 +299,12 @@ class WriterQueue:
             raise errors.Unavailable(failures.UNAVAILABLE)
         try:
             try:
-                handle = self._file()
+                handle, bell = self._file()
             except OSError as exc:
                 LOG.warning('Cannot open the SQLite writer lock %s: %s',
                             self._path, exc)
                 yield
                 return
-            bell = self._bell
             while True:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
