@@ -19,7 +19,8 @@ LOG = logging.getLogger(__name__)
 # (see DrainBody): 64 MiB take a fraction of a second to read.
 DRAIN_LIMIT = 64 * 1024 * 1024
 
-PROJECT_PATTERN = re.compile(r'^[\w-]{1,255}$')
+# NOTE: ASCII, as in the OpenAPI document (see core.schemas.ID_PATTERN)
+PROJECT_PATTERN = re.compile(r'^[A-Za-z0-9_-]{1,255}$')
 
 
 def has_responder(resource, method):

@@ -13,16 +13,20 @@ import jsonschema
 
 from freezer_api.core.errors import InvalidInput
 
-ID_PATTERN = r'^[\w-]+$'
+# NOTE: no \w or \d in patterns: in JSON Schema (ECMA 262) they are
+# ASCII, in Python's re every script's letters and digits, so the service
+# took ids that its own OpenAPI document refuses (schemathesis found "ë").
+# Explicit ASCII classes mean the same in both.
+ID_PATTERN = r'^[A-Za-z0-9_-]+$'
 FQDN = (r'(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)'
         r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*')
-CLIENT_ID_PATTERN = r'^(?:[\w-]+_)?' + FQDN + r'$'
+CLIENT_ID_PATTERN = r'^(?:[A-Za-z0-9_-]+_)?' + FQDN + r'$'
 # NOTE: hosts named with underscores exist in the wild; a strict FQDN rule
 # would lock their schedulers out, so only the character set is checked.
 HOSTNAME_PATTERN = r'^[A-Za-z0-9_.-]{1,255}$'
-DATETIME_PATTERN = (r'^[+-]?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}'
-                    r'(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?$')
-INTERVAL_PATTERN = (r'^(?:continuous|\d+ +(?:weeks?|days?|hours?|minutes?|'
+DATETIME_PATTERN = (r'^[+-]?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:'
+                    r'[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?$')
+INTERVAL_PATTERN = (r'^(?:continuous|[0-9]+ +(?:weeks?|days?|hours?|minutes?|'
                     r'seconds?))$')
 
 JOB_STATUSES = ['', 'completed', 'stop', 'scheduled', 'running',
@@ -64,7 +68,7 @@ SCHEDULE = {
                               'pattern': INTERVAL_PATTERN},
         'schedule_start_date': _datetime,
         'schedule_end_date': _datetime,
-        'schedule_year': {'type': 'string', 'pattern': r'^\d{4}$'},
+        'schedule_year': {'type': 'string', 'pattern': r'^[0-9]{4}$'},
         'schedule_month': _str,
         'schedule_day': _str,
         'schedule_week': _str,
@@ -125,7 +129,7 @@ JOB_PROPERTIES = {
     'client_id': {'type': 'string', 'pattern': CLIENT_ID_PATTERN,
                   'maxLength': 255},
     'description': _str,
-    'session_id': {'type': 'string', 'pattern': r'^[\w-]*$'},
+    'session_id': {'type': 'string', 'pattern': r'^[A-Za-z0-9_-]*$'},
     'session_tag': {'type': 'integer', 'minimum': 0},
     'session_name': _str,
     'job_schedule': SCHEDULE,

@@ -116,3 +116,19 @@ def test_the_compiled_check_passes_nothing_jsonschema_refuses(schema_id,
     except errors.InvalidInput:
         validated = False
     assert validated == accepted, (schema_id, doc)
+
+
+@pytest.mark.parametrize('schema, document', [
+    (schemas.CLIENT, {'client_id': 'p_node1.example', 'uuid': '\u00eb'}),
+    (schemas.CLIENT, {'client_id': 'p\u00e9_node1.example'}),
+    (schemas.JOB, dict(SEEDS['JOB'], job_id='j\u00f6b')),
+    (schemas.JOB, dict(SEEDS['JOB'], session_id='\u0663')),
+    (schemas.JOB, dict(SEEDS['JOB'], job_schedule=dict(
+        _schedule, schedule_year='\u0662\u0660\u0662\u0666'))),
+])
+def test_non_ascii_letters_and_digits_are_refused(schema, document):
+    """Patterns mean what JSON Schema (ECMA 262) says, where \\w and \\d are
+    ASCII: the service refuses what its OpenAPI document refuses (it took
+    a client uuid "\u00eb" that schemathesis knew to be invalid)."""
+    with pytest.raises(errors.InvalidInput):
+        schemas.validate(schema, document)
