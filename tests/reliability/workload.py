@@ -226,13 +226,12 @@ class Scheduler(threading.Thread):
             return
         resp = self.call('POST', f'/sessions/{sid}/action', {
             'start': {'job_id': self.job_id, 'current_tag': self.tag}})
-        answer = (resp.json() if resp is not None
-                  and resp.status_code == 202 else None)
-        if answer is None:
+        if resp is None or resp.status_code != 202:
             if resp is not None and resp.status_code == 400:
                 # tag too high after a move, or not a member: resync
                 self.tag = 0
             return
+        answer = resp.json()
         if answer['result'] != 'success':
             if answer['result'] == 'out-of-sync':
                 self.tag = answer['session_tag']

@@ -305,26 +305,20 @@ class WriterQueue:
                             self._path, exc)
                 yield
                 return
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    pass
+            taken = _try_lock(handle)
+            while not taken:
                 # NOTE: rings from before this look are dropped, then the
-                # lock looked at once more: a release in between is seen
+                # lock is looked at: a release in between is seen
                 bell.silence()
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    pass
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    LOG.warning('SQLite database stayed locked for the '
-                                'whole busy timeout')
-                    raise errors.Unavailable(failures.UNAVAILABLE) from None
-                bell.wait(left)
+                taken = _try_lock(handle)
+                if not taken:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        LOG.warning('SQLite database stayed locked for the '
+                                    'whole busy timeout')
+                        raise errors.Unavailable(
+                            failures.UNAVAILABLE) from None
+                    bell.wait(left)
             try:
                 yield
             finally:
@@ -334,9 +328,22 @@ class WriterQueue:
             self._threads.release()
 
 
+def _try_lock(handle):
+    """Take the lock file if it is free; whether taken."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def _close(handle, bell):
     bell.close()
     handle.close()
+
+
+# What a Linux pipe holds by default.
+PIPE_BYTES = 64 * 1024
 
 
 class _Doorbell:
@@ -389,8 +396,10 @@ class _Doorbell:
         """Drop the rings of lock releases already seen."""
         if self._fd is None:
             return
+        # NOTE: a whole pipe's worth at once: with nobody waiting, rings
+        # pile up to the pipe's 64 KiB
         try:
-            while os.read(self._fd, 512):
+            while os.read(self._fd, PIPE_BYTES):
                 pass
         except BlockingIOError:
             pass
