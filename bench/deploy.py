@@ -13,6 +13,7 @@ out (``UPSTREAM_PASTE``), so its ``context`` filter takes the same headers
 set). Every request of the benchmark carries all of them (``HEADERS``).
 """
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -101,16 +102,19 @@ def upstream_venv(log=print):
     """Return the virtualenv of upstream freezer-api, built once."""
     venv = os.path.join(cache_dir(), f'upstream-{UPSTREAM_VERSION}')
     marker = os.path.join(venv, '.complete')
-    if os.path.exists(marker):
-        return venv
-    log(f'building {venv} (freezer-api=={UPSTREAM_VERSION} from PyPI)')
-    subprocess.run([sys.executable, '-m', 'venv', '--clear', venv],
-                   check=True)
-    subprocess.run([os.path.join(venv, 'bin', 'pip'), 'install', '-q',
-                    f'freezer-api=={UPSTREAM_VERSION}', 'uwsgi',
-                    'psycopg2-binary'], check=True)
-    with open(marker, 'w') as handle:
-        handle.write('ok\n')
+    # NOTE: one build at a time (the test suite's workers share the cache)
+    with open(venv + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(marker):
+            return venv
+        log(f'building {venv} (freezer-api=={UPSTREAM_VERSION} from PyPI)')
+        subprocess.run([sys.executable, '-m', 'venv', '--clear', venv],
+                       check=True)
+        subprocess.run([os.path.join(venv, 'bin', 'pip'), 'install', '-q',
+                        f'freezer-api=={UPSTREAM_VERSION}', 'uwsgi',
+                        'psycopg2-binary'], check=True)
+        with open(marker, 'w') as handle:
+            handle.write('ok\n')
     return venv
 
 
