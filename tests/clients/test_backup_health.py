@@ -19,9 +19,6 @@ NOTE: freezer-scheduler 19 cannot run ``exec`` actions (it reads an
 option it never registers, ``disable_exec``), so every job here backs up.
 """
 
-import signal
-import subprocess
-import textwrap
 import time
 import types
 import uuid
@@ -77,60 +74,6 @@ def backup_job(client_id, work, name, source, **extra):
             **extra}
 
 
-class HealthScheduler(Scheduler):
-    """freezer-scheduler aimed at ``health_api`` through os_backup_url,
-    polling every second (the suite's Scheduler otherwise)."""
-
-    def __init__(self, venv, account, auth_url, workdir, client_id,
-                 api_url):
-        workdir.mkdir()
-        self.workdir = workdir
-        self.home = workdir / 'home'
-        self.home.mkdir()
-        self.log_path = workdir / 'scheduler.log'
-        self.out_path = workdir / 'scheduler.out'
-        config = workdir / 'scheduler.conf'
-        config.write_text(_config(account, auth_url, workdir, client_id,
-                                  api_url))
-        self._out = open(self.out_path, 'wb')
-        self.process = subprocess.Popen(
-            [venv.freezer_scheduler, '--config-file', str(config), 'start'],
-            env=venv.env(self.home), cwd=str(workdir), stdout=self._out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        self.pgid = self.process.pid
-
-    def kill(self):
-        """SIGKILL the scheduler and its agents: nothing reports again."""
-        self._signal_group(signal.SIGKILL)
-        self.process.wait()
-        self._out.close()
-
-
-def _config(account, auth_url, folder, client_id, url):
-    return textwrap.dedent(f"""\
-        [DEFAULT]
-        debug = true
-        log_file = {folder / 'scheduler.log'}
-        use_stderr = false
-
-        [scheduler]
-        client_id = {client_id}
-        jobs_dir = {folder / 'jobs'}
-        interval = 1
-        no_daemon = true
-
-        [service_auth]
-        os_auth_url = {auth_url}
-        os_backup_url = {url}
-        os_username = {account.username}
-        os_password = {account.password}
-        os_project_name = {account.project_name}
-        os_user_domain_name = {account.user_domain_name}
-        os_project_domain_name = {account.project_domain_name}
-        """)
-
-
 @pytest.fixture(scope='module')
 def story(openstack_clients, health_api, tmp_path_factory):
     keystone = health_api.keystone
@@ -145,8 +88,11 @@ def story(openstack_clients, health_api, tmp_path_factory):
     (source / 'a.txt').write_text('health\n')
 
     def start(name):
-        return HealthScheduler(openstack_clients, account, keystone.auth_url,
-                               work / name, client_id, health_api.url)
+        # polling every second, through os_backup_url at health_api
+        (work / name).mkdir()
+        return Scheduler(openstack_clients, account, keystone.auth_url,
+                         work / name, client_id, interval=1,
+                         backup_url=health_api.url)
 
     def runs(job_id):
         return svc.request('GET', f'/jobs/{job_id}/runs?limit=100').json()[

@@ -29,7 +29,6 @@ import os
 import signal
 import socket
 import subprocess
-import textwrap
 import types
 import uuid
 
@@ -62,9 +61,12 @@ def make_source(root):
 
 
 class Scheduler:
-    """freezer-scheduler in the foreground, in a process group of its own."""
+    """freezer-scheduler in the foreground, in a process group of its own,
+    polling every ``interval`` seconds; ``backup_url`` (os_backup_url)
+    aims it at an API other than the catalog's."""
 
-    def __init__(self, venv, account, auth_url, workdir, client_id):
+    def __init__(self, venv, account, auth_url, workdir, client_id,
+                 interval=INTERVAL, backup_url=None):
         self.workdir = workdir
         self.home = workdir / 'home'
         self.home.mkdir()
@@ -72,26 +74,22 @@ class Scheduler:
         self.out_path = workdir / 'scheduler.out'
         config = workdir / 'scheduler.conf'
         # NOTE: the [service_auth] keys are the options' dest names.
-        config.write_text(textwrap.dedent(f"""\
-            [DEFAULT]
-            debug = true
-            log_file = {self.log_path}
-            use_stderr = false
-
-            [scheduler]
-            client_id = {client_id}
-            jobs_dir = {workdir / 'jobs'}
-            interval = {INTERVAL}
-            no_daemon = true
-
-            [service_auth]
-            os_auth_url = {auth_url}
-            os_username = {account.username}
-            os_password = {account.password}
-            os_project_name = {account.project_name}
-            os_user_domain_name = {account.user_domain_name}
-            os_project_domain_name = {account.project_domain_name}
-            """))
+        service_auth = [f'os_auth_url = {auth_url}']
+        if backup_url is not None:
+            service_auth.append(f'os_backup_url = {backup_url}')
+        service_auth += [
+            f'os_username = {account.username}',
+            f'os_password = {account.password}',
+            f'os_project_name = {account.project_name}',
+            f'os_user_domain_name = {account.user_domain_name}',
+            f'os_project_domain_name = {account.project_domain_name}']
+        config.write_text('\n'.join([
+            '[DEFAULT]', 'debug = true', f'log_file = {self.log_path}',
+            'use_stderr = false', '',
+            '[scheduler]', f'client_id = {client_id}',
+            f'jobs_dir = {workdir / "jobs"}', f'interval = {interval}',
+            'no_daemon = true', '',
+            '[service_auth]', *service_auth, '']))
         self._out = open(self.out_path, 'wb')
         self.process = subprocess.Popen(
             [venv.freezer_scheduler, '--config-file', str(config), 'start'],
@@ -128,6 +126,12 @@ class Scheduler:
         self.process.wait()
         self._out.close()
         return not self._signal_group(0)
+
+    def kill(self):
+        """SIGKILL the scheduler and its agents: nothing reports again."""
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
+        self._out.close()
 
 
 @pytest.fixture(scope='module')
