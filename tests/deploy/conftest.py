@@ -4,8 +4,10 @@
 stops it, and everything it forked, when the test ends, passed or failed.
 """
 
+import grp
 import http.client
 import os
+import pwd
 import shutil
 import signal
 import ssl
@@ -16,9 +18,13 @@ import urllib.parse
 import pytest
 import requests
 
+from tests.fixtures import servers
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 HEADERS = {'X-User-Id': 'alice', 'X-Project-Id': 'proj1'}
+UWSGI = os.path.join(servers.BIN, 'uwsgi')
+UWSGI_INI = os.path.join(REPO, 'etc', 'freezer', 'uwsgi.ini')
 
 
 class Service:
@@ -107,6 +113,36 @@ def run_service():
     yield start
     for service in started:
         service.stop()
+
+
+def start_shipped_uwsgi(run_service, tmp_path, config, **placeholders):
+    """uwsgi with the shipped ``uwsgi.ini``, its placeholders set for a
+    test (two processes; ``placeholders`` adds or overrides some, as
+    ``freezer_threads='2'``) and the service's ``run_dir`` under
+    ``tmp_path``; not waited for."""
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    port = servers.free_port()
+    values = {
+        'freezer-http': f'127.0.0.1:{port}',
+        'freezer-processes': '2',
+        'freezer-user': pwd.getpwuid(os.geteuid()).pw_name,
+        'freezer-group': grp.getgrgid(os.getegid()).gr_name,
+        'freezer-config-files': str(config),
+        'freezer-run-dir': str(run_dir),
+    }
+    values.update({name.replace('_', '-'): value
+                   for name, value in placeholders.items()})
+    argv = [UWSGI]
+    for name, value in values.items():
+        argv += ['--set-ph', f'{name}={value}']
+    argv += ['--ini', UWSGI_INI]
+    # NOTE: no FREEZER_API_* variable here: the ini's env line names the
+    # configuration file.
+    service = run_service(argv, f'http://127.0.0.1:{port}',
+                          tmp_path / 'uwsgi.log', servers.clean_env(tmp_path))
+    service.run_dir = run_dir
+    return service
 
 
 def exercise(url, **kwargs):

@@ -1,8 +1,6 @@
 """freezer-api under uwsgi: the shipped etc/freezer/uwsgi.ini and HTTPS."""
 
-import grp
 import os
-import pwd
 import signal
 import subprocess
 import threading
@@ -10,12 +8,11 @@ import threading
 import pytest
 import requests
 
-from tests.deploy.conftest import HEADERS, REPO, exercise, keep_alive_round
+from tests.deploy.conftest import HEADERS, UWSGI, exercise, keep_alive_round
 from tests.deploy.conftest import self_signed_certificate
+from tests.deploy.conftest import start_shipped_uwsgi
 from tests.fixtures import servers
 
-INI = os.path.join(REPO, 'etc', 'freezer', 'uwsgi.ini')
-UWSGI = os.path.join(servers.BIN, 'uwsgi')
 APP_READY = "WSGI app 0 (mountpoint='') ready"
 
 
@@ -64,28 +61,9 @@ def production_uwsgi(tmp_path, run_service):
     database = tmp_path / 'uwsgi.sqlite'
     config = servers.write_config(tmp_path / 'freezer-api.conf',
                                   f'sqlite:///{database}')
-    run_dir = tmp_path / 'run'
-    run_dir.mkdir()
-    port = servers.free_port()
-    placeholders = {
-        'freezer-http': f'127.0.0.1:{port}',
-        'freezer-processes': '2',
-        'freezer-user': pwd.getpwuid(os.geteuid()).pw_name,
-        'freezer-group': grp.getgrgid(os.getegid()).gr_name,
-        'freezer-config-files': str(config),
-        'freezer-run-dir': str(run_dir),
-    }
-    argv = [UWSGI]
-    for name, value in placeholders.items():
-        argv += ['--set-ph', f'{name}={value}']
-    argv += ['--ini', INI]
-    # NOTE: no FREEZER_API_* variable here: the ini's env line names the
-    # configuration file.
-    service = run_service(argv, f'http://127.0.0.1:{port}',
-                          tmp_path / 'uwsgi.log', servers.clean_env(tmp_path))
+    service = start_shipped_uwsgi(run_service, tmp_path, config)
     service.wait_ready()
     service.database = database
-    service.run_dir = run_dir
     return service
 
 

@@ -6,19 +6,14 @@ attempts ([elasticsearch] conflict_retries) is far too short for the
 contention. With a stale If-Match the answer stays 412.
 """
 
-import grp
-import os
-import pwd
 import threading
 
 import requests
 
-from tests.deploy.conftest import HEADERS, REPO
+from tests.deploy.conftest import HEADERS, start_shipped_uwsgi
 from tests.fixtures import servers
 from tests.storage import contract
 
-INI = os.path.join(REPO, 'etc', 'freezer', 'uwsgi.ini')
-UWSGI = os.path.join(servers.BIN, 'uwsgi')
 ES_DRIVER = 'freezer_api.storage.elasticsearch.driver:ElasticsearchDriver'
 CONNECTIONS, PATCHES = 8, 15
 
@@ -34,24 +29,8 @@ def _uwsgi(tmp_path, run_service, index):
     config = servers.write_config(
         tmp_path / 'freezer-api.conf', 'sqlite://',
         extra=index.config() + 'conflict_retries = 2\n')
-    run_dir = tmp_path / 'run'
-    run_dir.mkdir()
-    port = servers.free_port()
-    placeholders = {
-        'freezer-http': f'127.0.0.1:{port}',
-        'freezer-processes': '2',
-        'freezer-threads': '2',
-        'freezer-user': pwd.getpwuid(os.geteuid()).pw_name,
-        'freezer-group': grp.getgrgid(os.getegid()).gr_name,
-        'freezer-config-files': str(config),
-        'freezer-run-dir': str(run_dir),
-    }
-    argv = [UWSGI]
-    for name, value in placeholders.items():
-        argv += ['--set-ph', f'{name}={value}']
-    argv += ['--ini', INI]
-    service = run_service(argv, f'http://127.0.0.1:{port}',
-                          tmp_path / 'uwsgi.log', servers.clean_env(tmp_path))
+    service = start_shipped_uwsgi(run_service, tmp_path, config,
+                                  freezer_threads='2')
     return service.wait_ready()
 
 
