@@ -102,12 +102,9 @@ def _cost(values, base):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m bench.audit_http')
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--duration', type=int, default=8)
-    parser.add_argument('--connections', type=int, default=8)
+    bench_run.add_round_options(parser, rounds=5, duration=8)
     parser.add_argument('--processes', type=int, default=2)
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--timeout', type=int, default=30)
     parser.add_argument('--sides', default=','.join(SIDES),
                         help='bare and the sides to compare with it (of '
                         'bench.audit_cost.SIDES)')
@@ -116,8 +113,6 @@ def main(argv=None):
                         help='elasticsearch: both sides on one node started '
                         'as the tests do (FREEZER_BENCH_ES_REFRESH picks '
                         'the refresh mode); CPU then includes the node\'s')
-    parser.add_argument('--small', action='store_true',
-                        help='a tenth of the base data (harness checks)')
     parser.add_argument('--output', default=os.path.join(
         deploy.HERE, 'results', 'audit-http.json'))
     args = parser.parse_args(argv)

@@ -151,6 +151,18 @@ def summarize(rows):
     }
 
 
+def add_round_options(parser, rounds, duration):
+    """The options of a benchmark whose sides take turns under wrk, round
+    after round (``bench.audit_http``, ``bench.versions``)."""
+    parser.add_argument('--rounds', type=int, default=rounds)
+    parser.add_argument('--duration', type=int, default=duration,
+                        help='seconds of each scenario, each side, a round')
+    parser.add_argument('--connections', type=int, default=8)
+    parser.add_argument('--timeout', type=int, default=30)
+    parser.add_argument('--small', action='store_true',
+                        help='a tenth of the base data (harness checks)')
+
+
 def target(side, service, lua_path, args):
     """A side to load: its service filled with the base documents, and
     the wrk data file naming them (``args.small``, ``args.connections``)."""

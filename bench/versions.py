@@ -57,13 +57,8 @@ def main(argv=None):
     parser.add_argument('rev', help='the git revision to compare with')
     parser.add_argument('--store', choices=('sqlite', 'elasticsearch'),
                         default='sqlite')
-    parser.add_argument('--rounds', type=int, default=10)
-    parser.add_argument('--duration', type=int, default=4)
-    parser.add_argument('--connections', type=int, default=8)
-    parser.add_argument('--timeout', type=int, default=30)
+    bench_run.add_round_options(parser, rounds=10, duration=4)
     parser.add_argument('--scenarios', default=SCENARIOS)
-    parser.add_argument('--small', action='store_true',
-                        help='a tenth of the base data (harness checks)')
     parser.add_argument('--output', default=os.path.join(
         deploy.HERE, 'results', 'versions.json'))
     args = parser.parse_args(argv)
