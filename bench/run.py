@@ -171,13 +171,13 @@ def target(side, service, lua_path, args):
             'lua': data.write_lua(lua_path, ids, args.connections)}
 
 
-def warm_up(targets, scenarios, args):
-    """Run every scenario for a second on every target: every code path
-    once on every worker, before anything is measured."""
-    for one in targets:
+def warm_up(targets, scenarios, args, seconds=1):
+    """Run every scenario for ``seconds`` (0: not at all) on every target:
+    every code path once on every worker, before anything is measured."""
+    for one in targets if seconds else ():
         for scenario in scenarios:
             load.run(one['service'], one['lua'], scenario, args.connections,
-                     1, timeout=args.timeout)
+                     seconds, timeout=args.timeout)
 
 
 def alternate(targets, scenarios, args, rounds, tag):
@@ -243,11 +243,7 @@ def bench_store(store, args, results, venv):
             target.update(lua=lua, store=where, ids=ids)
             targets.append(target)
         scenarios = SCALE_SCENARIOS if args.only_scale else SCENARIOS
-        # Warm-up: every code path once on every worker, not measured.
-        for target in targets if args.warmup else ():
-            for scenario in scenarios:
-                load.run(target['service'], target['lua'], scenario,
-                         args.connections, args.warmup, timeout=args.timeout)
+        warm_up(targets, scenarios, args, args.warmup)
         if not args.only_scale:
             summary, runs = alternate(targets, SCENARIOS, args, args.rounds,
                                       store)
@@ -324,11 +320,8 @@ def scale_levels(store, targets, args, loads):
                 log(f'{store} upstream at {level}: probe {probe}')
                 continue
             live.append(target)
-        # Warm-up of restarted workers, not measured.
-        for target in live if args.warmup else ():
-            for scenario in SCALE_SCENARIOS:
-                load.run(target['service'], target['lua'], scenario,
-                         args.connections, args.warmup, timeout=args.timeout)
+        # the workers were restarted
+        warm_up(live, SCALE_SCENARIOS, args, args.warmup)
         summary, _ = alternate(live, SCALE_SCENARIOS, args,
                                args.scale_rounds, f'{store}@{level}')
         loads[-1]['loadavg_after_runs'] = os.getloadavg()
