@@ -11,6 +11,7 @@ from freezer_api.api.context import ENVIRON_KEY
 from freezer_api.api.resource import ANY_CALLER
 from freezer_api.core.base import Caller
 from freezer_api.core.base import Owner
+from freezer_api.core.schemas import ID_CHARS
 from freezer_api.storage.base import Scope
 
 LOG = logging.getLogger(__name__)
@@ -19,8 +20,7 @@ LOG = logging.getLogger(__name__)
 # (see DrainBody): 64 MiB take a fraction of a second to read.
 DRAIN_LIMIT = 64 * 1024 * 1024
 
-# NOTE: ASCII, as in the OpenAPI document (see core.schemas.ID_PATTERN)
-PROJECT_PATTERN = re.compile(r'^[A-Za-z0-9_-]{1,255}$')
+PROJECT_PATTERN = re.compile(rf'^{ID_CHARS}{{1,255}}$')
 
 
 def has_responder(resource, method):

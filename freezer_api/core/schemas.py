@@ -17,10 +17,11 @@ from freezer_api.core.errors import InvalidInput
 # ASCII, in Python's re every script's letters and digits, so the service
 # took ids that its own OpenAPI document refuses (schemathesis found "ë").
 # Explicit ASCII classes mean the same in both.
-ID_PATTERN = r'^[A-Za-z0-9_-]+$'
+ID_CHARS = r'[A-Za-z0-9_-]'
+ID_PATTERN = rf'^{ID_CHARS}+$'
 FQDN = (r'(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)'
         r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*')
-CLIENT_ID_PATTERN = r'^(?:[A-Za-z0-9_-]+_)?' + FQDN + r'$'
+CLIENT_ID_PATTERN = rf'^(?:{ID_CHARS}+_)?' + FQDN + r'$'
 # NOTE: hosts named with underscores exist in the wild; a strict FQDN rule
 # would lock their schedulers out, so only the character set is checked.
 HOSTNAME_PATTERN = r'^[A-Za-z0-9_.-]{1,255}$'
@@ -129,7 +130,7 @@ JOB_PROPERTIES = {
     'client_id': {'type': 'string', 'pattern': CLIENT_ID_PATTERN,
                   'maxLength': 255},
     'description': _str,
-    'session_id': {'type': 'string', 'pattern': r'^[A-Za-z0-9_-]*$'},
+    'session_id': {'type': 'string', 'pattern': rf'^{ID_CHARS}*$'},
     'session_tag': {'type': 'integer', 'minimum': 0},
     'session_name': _str,
     'job_schedule': SCHEDULE,
