@@ -195,7 +195,7 @@ class WriterQueue:
         self._raw_connection = raw_connection
         self._threads = threading.Lock()
         self._handle = None
-        self._bell: _Doorbell | None = None
+        self._bell: _NoDoorbell | None = None
         self._pid = None
         self._writes = 0
         self._checkpoints = 0
@@ -279,7 +279,7 @@ class WriterQueue:
                 self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
                 PRIVATE_FILE), 'a+')
             self._pid = pid
-            self._bell = _Doorbell(self._path + '.bell')
+            self._bell = _open_doorbell(self._path + '.bell')
             # NOTE: closed with the queue, also when nobody calls close().
             self._closer = weakref.finalize(self, _close, self._handle,
                                             self._bell)
@@ -305,20 +305,8 @@ class WriterQueue:
                             self._path, exc)
                 yield
                 return
-            taken = _try_lock(handle)
-            while not taken:
-                # NOTE: rings from before this look are dropped, then the
-                # lock is looked at: a release in between is seen
-                bell.silence()
-                taken = _try_lock(handle)
-                if not taken:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        LOG.warning('SQLite database stayed locked for the '
-                                    'whole busy timeout')
-                        raise errors.Unavailable(
-                            failures.UNAVAILABLE) from None
-                    bell.wait(left)
+            if not _try_lock(handle):
+                _wait_for_lock(handle, bell, deadline)
             try:
                 yield
             finally:
@@ -337,6 +325,23 @@ def _try_lock(handle):
     return True
 
 
+def _wait_for_lock(handle, bell, deadline):
+    """Take the lock file once another process lets it go, by
+    ``deadline`` (else Unavailable)."""
+    while True:
+        # NOTE: rings from before this look are dropped, then the lock is
+        # looked at: a release in between is seen
+        bell.silence()
+        if _try_lock(handle):
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            LOG.warning('SQLite database stayed locked for the whole busy '
+                        'timeout')
+            raise errors.Unavailable(failures.UNAVAILABLE)
+        bell.wait(left)
+
+
 def _close(handle, bell):
     bell.close()
     handle.close()
@@ -346,7 +351,26 @@ def _close(handle, bell):
 PIPE_BYTES = 64 * 1024
 
 
-class _Doorbell:
+class _NoDoorbell:
+    """In place of a doorbell that could not be had: nothing rings, and a
+    waiter looks at the lock every ``FALLBACK`` seconds."""
+
+    FALLBACK = 0.01
+
+    def close(self):
+        pass
+
+    def ring(self):
+        pass
+
+    def silence(self):
+        pass
+
+    def wait(self, timeout):
+        time.sleep(min(max(timeout, 0.0), self.FALLBACK))
+
+
+class _Doorbell(_NoDoorbell):
     """A FIFO beside the lock file: a writer that lets the lock go writes a
     byte to it, which wakes the writers of other processes waiting for
     it (``select``, with their timeout). A wake-up can be lost (another
@@ -355,38 +379,13 @@ class _Doorbell:
     anyway (a holder that died, or one that does not ring, rings no bell).
     """
 
-    FALLBACK = 0.01
-
-    def __init__(self, path):
-        self._fd = None
-        try:
-            try:
-                os.mkfifo(path, PRIVATE_FILE)
-            except FileExistsError:
-                pass
-            # NOTE: read and write on one descriptor, never blocking (Linux
-            # opens a FIFO O_RDWR without waiting for the other end).
-            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError as exc:
-            LOG.warning('No SQLite writer doorbell %s (%s): waiting writers '
-                        'look at the lock every %s s', path, exc,
-                        self.FALLBACK)
-            return
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-            os.close(fd)
-            LOG.warning('%s is not a FIFO: waiting SQLite writers look at '
-                        'the lock every %s s', path, self.FALLBACK)
-            return
+    def __init__(self, fd):
         self._fd = fd
 
     def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        os.close(self._fd)
 
     def ring(self):
-        if self._fd is None:
-            return
         try:
             os.write(self._fd, b'.')
         except BlockingIOError:  # full: nobody listens, it rings already
@@ -394,8 +393,6 @@ class _Doorbell:
 
     def silence(self):
         """Drop the rings of lock releases already seen."""
-        if self._fd is None:
-            return
         # NOTE: a whole pipe's worth at once: with nobody waiting, rings
         # pile up to the pipe's 64 KiB
         try:
@@ -405,11 +402,33 @@ class _Doorbell:
             pass
 
     def wait(self, timeout):
-        timeout = min(max(timeout, 0.0), self.FALLBACK)
-        if self._fd is None:
-            time.sleep(timeout)
-        else:
-            select.select([self._fd], [], [], timeout)
+        select.select([self._fd], [], [],
+                      min(max(timeout, 0.0), self.FALLBACK))
+
+
+def _open_doorbell(path):
+    """The doorbell at ``path`` (made if missing), or a ``_NoDoorbell``
+    when it cannot be had or something other than a FIFO is there (left
+    as it is)."""
+    try:
+        try:
+            os.mkfifo(path, PRIVATE_FILE)
+        except FileExistsError:
+            pass
+        # NOTE: read and write on one descriptor, never blocking (Linux
+        # opens a FIFO O_RDWR without waiting for the other end).
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        LOG.warning('No SQLite writer doorbell %s (%s): waiting writers '
+                    'look at the lock every %s s', path, exc,
+                    _NoDoorbell.FALLBACK)
+        return _NoDoorbell()
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        LOG.warning('%s is not a FIFO: waiting SQLite writers look at '
+                    'the lock every %s s', path, _NoDoorbell.FALLBACK)
+        return _NoDoorbell()
+    return _Doorbell(fd)
 
 
 @contextlib.contextmanager
